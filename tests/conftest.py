@@ -1,0 +1,32 @@
+"""Shared fixtures: one workspace per test session, with the default model assembled once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds/en")
+ASTERISK_TRANSCRIPTS = Path("/usr/share/asterisk/sounds/en/core-sounds-en.txt")
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh workspace for the session; the default model is linked in, not re-assembled."""
+    from utils.model_store import DEFAULT_MODEL, ensure_default_model
+    from utils.workspace import WORKSPACE_ENV, get_workspace
+
+    shared = ensure_default_model(get_workspace(Path(__file__).parents[1] / "workspace"))
+    root = tmp_path_factory.mktemp("workspace")
+    os.environ[WORKSPACE_ENV] = str(root)
+    ws = get_workspace(root)
+    (ws.models / DEFAULT_MODEL).symlink_to(shared, target_is_directory=True)
+    return ws
+
+
+@pytest.fixture(scope="session")
+def default_model_dir(workspace) -> Path:
+    from utils.model_store import ensure_default_model
+
+    return ensure_default_model(workspace)
