@@ -1,0 +1,227 @@
+"""The faster-whisper (CTranslate2) engine."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from utils.audio import HOP_LENGTH, SAMPLE_RATE, AudioInput, decode_audio
+from utils.transcription.options import DecodeOptions
+from utils.transcription.results import Segment, Timings, TranscriptionResult, Word
+from utils.transcription.vocabulary import restricted_suppress_tokens
+from utils.transcription.windows import (
+    CHUNK_LENGTH,
+    MIN_WINDOW_SECONDS,
+    WINDOW_TOKEN_LIMIT,
+    fixed_windows,
+    max_window_seconds,
+    split_at_quietest,
+)
+from utils.vad import detect_speech
+
+ProgressCallback = Callable[[float], None]  # fraction done in [0, 1]
+
+
+class FasterWhisperEngine:
+    """Transcribes with faster-whisper on a CTranslate2 model directory."""
+
+    kind = "ctranslate2"
+
+    def __init__(self, model_dir: Path, device: str, compute_type: str, cpu_threads: int = 0):
+        from faster_whisper import WhisperModel
+
+        started = time.perf_counter()
+        self.model_dir = Path(model_dir)
+        self.device = device
+        self.compute_type = compute_type
+        self.model = WhisperModel(
+            str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads
+        )
+        self.load_seconds = time.perf_counter() - started
+        self.window_token_limit = WINDOW_TOKEN_LIMIT
+        self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
+
+    # -- options -----------------------------------------------------------------------------
+    def _suppress_tokens(self, options: DecodeOptions) -> list[int]:
+        if options.vocabulary_mode != "restrict" or not options.vocabulary:
+            return list(options.suppress_tokens)
+        if options.vocabulary not in self._restrict_cache:
+            self._restrict_cache[options.vocabulary] = restricted_suppress_tokens(
+                self.model.hf_tokenizer, options.vocabulary
+            )
+        return list(options.suppress_tokens) + list(self._restrict_cache[options.vocabulary])
+
+    def transcribe_kwargs(self, options: DecodeOptions) -> dict[str, Any]:
+        """faster-whisper `transcribe` keyword arguments for `options` (VAD and clips excluded)."""
+        return {
+            "task": options.task,
+            "language": options.language,
+            "beam_size": options.beam_size,
+            "best_of": options.best_of,
+            "patience": options.patience,
+            "length_penalty": options.length_penalty,
+            "temperature": list(options.temperature),
+            "compression_ratio_threshold": options.compression_ratio_threshold,
+            "log_prob_threshold": options.log_prob_threshold,
+            "no_speech_threshold": options.no_speech_threshold,
+            "repetition_penalty": options.repetition_penalty,
+            "no_repeat_ngram_size": options.no_repeat_ngram_size,
+            "initial_prompt": options.initial_prompt,
+            "hotwords": options.effective_hotwords,
+            "suppress_tokens": self._suppress_tokens(options),
+            "condition_on_previous_text": options.condition_on_previous_text,
+            "hallucination_silence_threshold": options.hallucination_silence_threshold,
+            "word_timestamps": options.word_timestamps,
+            "max_new_tokens": options.max_new_tokens,
+            "vad_filter": options.vad_filter,
+            "vad_parameters": options.vad.to_faster_whisper(),
+        }
+
+    # -- one file ------------------------------------------------------------------------------
+    def transcribe(
+        self,
+        audio: AudioInput,
+        options: DecodeOptions | None = None,
+        progress: ProgressCallback | None = None,
+        source: str = "",
+    ) -> TranscriptionResult:
+        """Transcribe one input; the window is capped for languages the decoder fills quickly."""
+        options = options or DecodeOptions()
+        started = time.perf_counter()
+        decoded = decode_audio(audio)
+        samples = decoded.samples
+        duration = samples.size / SAMPLE_RATE
+        language, probability = options.language, 1.0
+        if language is None:
+            language, probability = self._detect_language(samples, options)
+        options = dataclasses.replace(options, language=language)
+        window = max_window_seconds(language, self.window_token_limit)
+        if window < CHUNK_LENGTH:
+            segments = self._transcribe_windows(
+                samples, options, self._spans(samples, options, window), progress
+            )
+        else:
+            segments = self._decode(samples, options, progress, clips=None)
+            if self._overflowing_windows(segments, options):
+                segments = self._transcribe_windows(
+                    samples, options, self._spans(samples, options, CHUNK_LENGTH / 2), progress
+                )
+        if progress:
+            progress(1.0)
+        return TranscriptionResult(
+            text="".join(segment.text for segment in segments).strip(),
+            segments=tuple(segments),
+            language=language or "",
+            language_probability=float(probability),
+            duration=duration,
+            timings=Timings(load=self.load_seconds, decode=time.perf_counter() - started),
+            audio_info=decoded.info,
+            source=source or (str(audio) if isinstance(audio, (str, Path)) else ""),
+        )
+
+    def _detect_language(
+        self, samples: np.ndarray, options: DecodeOptions
+    ) -> tuple[str | None, float]:
+        """Language and its probability from the first 30 s of speech; (None, 0) without speech."""
+        speech = samples
+        if options.vad_filter:
+            spans = detect_speech(samples, options.vad)
+            pieces = [samples[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)] for s in spans]
+            speech = np.concatenate(pieces) if pieces else samples[:0]
+        if speech.size == 0:
+            return None, 0.0
+        language, probability, _ = self.model.detect_language(speech[: CHUNK_LENGTH * SAMPLE_RATE])
+        return language, float(probability)
+
+    def _spans(
+        self, samples: np.ndarray, options: DecodeOptions, window: float
+    ) -> list[tuple[float, float]]:
+        if options.vad_filter:
+            vad = dataclasses.replace(options.vad, max_speech_duration_s=window)
+            return [(span.start, span.end) for span in detect_speech(samples, vad)]
+        return fixed_windows(samples.size / SAMPLE_RATE, window)
+
+    def _transcribe_windows(
+        self,
+        samples: np.ndarray,
+        options: DecodeOptions,
+        spans: list[tuple[float, float]],
+        progress: ProgressCallback | None,
+    ) -> list[Segment]:
+        """Decode each span as its own window; a span whose decode hit the token limit is cut in
+        two at its quietest point and decoded again, down to `MIN_WINDOW_SECONDS`."""
+        if not spans:
+            return []
+        segments = self._decode(
+            samples, dataclasses.replace(options, vad_filter=False), progress, spans
+        )
+        overflow = self._overflowing_windows(segments, options)
+        redo = [
+            s
+            for s in spans
+            if any(s[0] <= t < s[1] for t in overflow) and s[1] - s[0] > 2 * MIN_WINDOW_SECONDS
+        ]
+        if not redo:
+            return segments
+        kept = [seg for seg in segments if not any(a <= seg.start < b for a, b in redo)]
+        halves = [half for span in redo for half in split_at_quietest(samples, span)]
+        kept.extend(self._transcribe_windows(samples, options, halves, None))
+        return sorted(kept, key=lambda seg: seg.start)
+
+    def _overflowing_windows(self, segments: list[Segment], options: DecodeOptions) -> list[float]:
+        """Start times of windows whose decode used up the token budget (text was cut)."""
+        if options.max_new_tokens is not None:  # the user's own cap: cutting is what they asked
+            return []
+        tokens_per_window: dict[float, int] = defaultdict(int)
+        starts: dict[float, float] = {}
+        for segment in segments:
+            tokens_per_window[segment.window_start] += len(segment.tokens)
+            starts.setdefault(segment.window_start, segment.start)
+        limit = self.window_token_limit - 8  # minus the prompt's start-of-transcript tokens
+        return [starts[key] for key, count in tokens_per_window.items() if count >= limit]
+
+    def _decode(
+        self,
+        samples: np.ndarray,
+        options: DecodeOptions,
+        progress: ProgressCallback | None,
+        clips: list[tuple[float, float]] | None,
+    ) -> list[Segment]:
+        kwargs = self.transcribe_kwargs(options)
+        if clips is not None:
+            kwargs["clip_timestamps"] = [edge for span in clips for edge in span]
+        if samples.size == 0:
+            return []
+        raw_segments, info = self.model.transcribe(samples, **kwargs)
+        total = max(info.duration, 1e-9)
+        segments = []
+        for raw in raw_segments:
+            segments.append(_to_segment(raw))
+            if progress:
+                progress(min(0.99, raw.end / total))
+        return segments
+
+
+def _to_segment(raw: Any) -> Segment:
+    words = tuple(
+        Word(start=float(w.start), end=float(w.end), word=w.word, probability=float(w.probability))
+        for w in (raw.words or ())
+    )
+    return Segment(
+        start=float(raw.start),
+        end=float(raw.end),
+        text=raw.text,
+        avg_logprob=float(raw.avg_logprob),
+        no_speech_prob=float(raw.no_speech_prob),
+        compression_ratio=float(raw.compression_ratio),
+        temperature=float(raw.temperature or 0.0),
+        words=words,
+        tokens=tuple(raw.tokens),
+        window_start=raw.seek * HOP_LENGTH / SAMPLE_RATE,
+    )
