@@ -1,0 +1,116 @@
+"""Whisper Studio: one server for the Gradio UI and the project's own HTTP/WebSocket routes.
+
+    python app.py [--host HOST] [--port PORT] [--share] [--auth USER:PASS] [--model MODEL]
+
+Design: the custom routes live on a `gradio.Server` (a FastAPI app that Gradio's launcher
+accepts), and the UI is launched onto that same app with `Blocks.launch(_app=server)`. Gradio
+therefore owns the process: `--share` tunnels, `--auth` logins and a Hugging Face Space all work,
+and the custom routes ride along. (`gr.mount_gradio_app` would put Gradio under our FastAPI app
+instead, and Gradio refuses `share=True` for mounted apps.)
+
+Every setting also reads an environment variable, so the same file runs as a Space:
+WHISPER_STUDIO_MODEL, WHISPER_STUDIO_AUTH (USER:PASS), WHISPER_STUDIO_SHARE=1,
+GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, and the API-key variables of api/auth.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gradio as gr
+
+from api.auth import AccessPolicy
+from api.routes import register_router, transcription_router
+from ui_components.transcribe_tab import build_transcribe_tab
+
+TOGGLE_THEME_JS = "() => { document.body.classList.toggle('dark'); }"
+CSS = ".studio-header { display: flex; justify-content: space-between; align-items: center; }"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    auth: tuple[str, str] | None = None
+    model: str | None = None
+
+
+def build_ui(default_model: str | None = None) -> gr.Blocks:
+    """The studio's Blocks: a header with the theme toggle, then one tab per working feature."""
+    with gr.Blocks(title="Whisper Studio") as demo:
+        with gr.Row(elem_classes="studio-header"):
+            gr.Markdown("# Whisper Studio")
+            toggle = gr.Button("Light / dark", size="sm", scale=0, elem_id="theme-toggle")
+        toggle.click(None, js=TOGGLE_THEME_JS)
+        with gr.Tabs(), gr.Tab("Transcribe", id="transcribe"):
+            build_transcribe_tab(default_model)
+    return demo
+
+
+def create_app(settings: Settings) -> tuple[gr.Blocks, gr.Server, AccessPolicy]:
+    """The UI, the server carrying the custom routes, and the access policy guarding them."""
+    policy = AccessPolicy.for_launch(password_auth=settings.auth is not None, share=settings.share)
+    server = gr.Server(title="Whisper Studio API")
+    register_router(server, transcription_router(), policy)
+    demo = build_ui(settings.model)
+    demo.queue(default_concurrency_limit=2)
+    return demo, server, policy
+
+
+def launch(settings: Settings, *, prevent_thread_lock: bool = False):
+    """Start serving; returns Gradio's (app, local_url, share_url)."""
+    demo, server, policy = create_app(settings)
+    if settings.share and policy.api_keys and not os.environ.get("WHISPER_STUDIO_API_KEYS"):
+        print(f"API key for this shared app: {next(iter(policy.api_keys))}")
+    return demo.launch(
+        _app=server,
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=settings.auth,
+        prevent_thread_lock=prevent_thread_lock,
+        css=CSS,
+        footer_links=["api", "settings"],
+    )
+
+
+def _auth_pair(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise argparse.ArgumentTypeError("--auth takes USER:PASS")
+    return user, password
+
+
+def parse_settings(argv: Sequence[str] | None = None) -> Settings:
+    env = os.environ
+    in_space = "SPACE_ID" in env
+    parser = argparse.ArgumentParser(description="Launch Whisper Studio.")
+    parser.add_argument(
+        "--host", default=env.get("GRADIO_SERVER_NAME", "0.0.0.0" if in_space else "127.0.0.1")
+    )
+    parser.add_argument("--port", type=int, default=int(env.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument(
+        "--share", action="store_true", default=env.get("WHISPER_STUDIO_SHARE") == "1"
+    )
+    parser.add_argument(
+        "--auth", type=_auth_pair, default=_auth_pair(env.get("WHISPER_STUDIO_AUTH"))
+    )
+    parser.add_argument("--model", default=env.get("WHISPER_STUDIO_MODEL"))
+    args = parser.parse_args(argv)
+    return Settings(args.host, args.port, args.share, args.auth, args.model)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    launch(parse_settings(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
