@@ -30,3 +30,19 @@ def default_model_dir(workspace) -> Path:
     from utils.model_store import ensure_default_model
 
     return ensure_default_model(workspace)
+
+
+@pytest.fixture(scope="session")
+def hf_model_dir(workspace, default_model_dir) -> Path:
+    """The default model converted once to transformers format (``models/whisper-base-hf``)."""
+    from utils.ct2_convert import ensure_transformers_model
+
+    return ensure_transformers_model(default_model_dir, workspace.models)
+
+
+@pytest.fixture(scope="session")
+def engine(default_model_dir):
+    """The default model on the faster-whisper engine (CPU, int8), loaded once."""
+    from utils.transcription.engine import load_engine
+
+    return load_engine("whisper-base", device="cpu")
