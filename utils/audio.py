@@ -25,7 +25,7 @@ AudioInput = str | os.PathLike | bytes | np.ndarray
 
 
 class AudioDecodeError(ValueError):
-    """Raised when an input cannot be decoded as audio; the message names the input and the cause."""
+    """An input that cannot be decoded as audio; the message names the input and the cause."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class AudioInfo:
 
 @dataclass(frozen=True)
 class DecodedAudio:
-    """Mono float32 samples in [-1, 1] at `SAMPLE_RATE`, shape (n_samples,), with the source facts."""
+    """Mono float32 samples in [-1, 1] at `SAMPLE_RATE`, shape (n_samples,), and source facts."""
 
     samples: np.ndarray
     info: AudioInfo
@@ -123,7 +123,7 @@ def decode_audio(source: AudioInput, sample_rate: int | None = None) -> DecodedA
             break
         except AudioDecodeError as exc:
             errors.append(str(exc))
-        except Exception as exc:  # noqa: BLE001 - decoders raise many types; we report them all
+        except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
     else:
         reason = errors[-1] if errors else "unknown format"

@@ -84,8 +84,9 @@ def is_ctranslate2_dir(path: Path) -> bool:
 
 
 def is_transformers_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() and any(
-        (path / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")
+    return (
+        (path / "config.json").is_file()
+        and any((path / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
     ) or (path / "model.safetensors.index.json").is_file()
 
 
@@ -163,8 +164,10 @@ def _kind_of(path: Path) -> ModelKind | None:
     return None
 
 
-def resolve_model(reference: str | os.PathLike | None, workspace: Workspace | None = None) -> ResolvedModel:
-    """Turn a model reference into a local directory; raise `ModelNotFoundError` naming the options."""
+def resolve_model(
+    reference: str | os.PathLike | None, workspace: Workspace | None = None
+) -> ResolvedModel:
+    """A model reference as a local directory; `ModelNotFoundError` names the options."""
     workspace = workspace or get_workspace()
     reference = str(reference or DEFAULT_MODEL)
     if reference == DEFAULT_MODEL:

@@ -94,7 +94,9 @@ def describe_model(path: Path) -> ModelEntry | None:
     )
 
 
-def list_models(workspace: Workspace | None = None, *, include_default: bool = True) -> list[ModelEntry]:
+def list_models(
+    workspace: Workspace | None = None, *, include_default: bool = True
+) -> list[ModelEntry]:
     """All models in the workspace, the default first; assembles the default model when asked."""
     workspace = workspace or get_workspace()
     if include_default:

@@ -17,6 +17,7 @@ import numpy as np
 
 from utils.audio import SAMPLE_RATE, AudioInput, DecodedAudio, decode_audio
 from utils.transcription.faster_engine import FasterWhisperEngine, _to_segment
+from utils.transcription.guards import drop_hallucinations
 from utils.transcription.options import DecodeOptions
 from utils.transcription.results import Segment, Timings, TranscriptionResult
 from utils.transcription.windows import CHUNK_LENGTH, fixed_windows, max_window_seconds
@@ -121,7 +122,7 @@ class BatchTranscriber:
         elapsed = time.perf_counter() - started
         for work in files:
             outcomes[work.index] = self._result(
-                work, segments.get(work.index, []), elapsed / max(1, len(files))
+                work, segments.get(work.index, []), elapsed / max(1, len(files)), options
             )
         return [o if o is not None else RuntimeError("not transcribed") for o in outcomes]
 
@@ -283,9 +284,14 @@ class BatchTranscriber:
         return fw_options, tokenizer
 
     def _result(
-        self, work: _FileWork, segments: list[Segment], decode_seconds: float
+        self,
+        work: _FileWork,
+        segments: list[Segment],
+        decode_seconds: float,
+        options: DecodeOptions,
     ) -> TranscriptionResult:
-        segments = sorted(segments, key=lambda s: s.start)
+        ordered = sorted(segments, key=lambda s: s.start)
+        segments = drop_hallucinations(ordered, work.audio.samples, options)
         return TranscriptionResult(
             text="".join(s.text for s in segments).strip(),
             segments=tuple(segments),

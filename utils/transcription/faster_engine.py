@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from utils.audio import HOP_LENGTH, SAMPLE_RATE, AudioInput, decode_audio
+from utils.transcription.guards import drop_hallucinations
 from utils.transcription.options import DecodeOptions
 from utils.transcription.results import Segment, Timings, TranscriptionResult, Word
 from utils.transcription.vocabulary import restricted_suppress_tokens
@@ -112,6 +113,7 @@ class FasterWhisperEngine:
                 segments = self._transcribe_windows(
                     samples, options, self._spans(samples, options, CHUNK_LENGTH / 2), progress
                 )
+        segments = drop_hallucinations(segments, samples, options)
         if progress:
             progress(1.0)
         return TranscriptionResult(

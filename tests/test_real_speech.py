@@ -1,0 +1,70 @@
+"""The engine on real speech: parity with plain faster-whisper and absolute WER."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jiwer
+import pytest
+from whisper_normalizer.english import EnglishTextNormalizer
+
+from tests.speech import speech_prompts
+from utils.audio import load_audio
+from utils.transcription import DecodeOptions
+
+normalize = EnglishTextNormalizer()
+# Greedy and without word timings keeps 2 x 20 decodes inside the suite budget.
+FAST = DecodeOptions(language="en", beam_size=1, word_timestamps=False)
+
+
+def _wer(references: list[str], hypotheses: list[str]) -> float:
+    return jiwer.wer([normalize(r) for r in references], [normalize(h) or "-" for h in hypotheses])
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    chosen = speech_prompts(20, max_seconds=5.0)
+    assert len(chosen) == 20
+    return chosen
+
+
+def test_engine_matches_plain_faster_whisper_and_is_accurate(engine, prompts):
+    references = [text for _, text in prompts]
+    ours = [engine.transcribe(path, FAST).text for path, _ in prompts]
+    kwargs = engine.transcribe_kwargs(FAST)
+    plain = []
+    for path, _ in prompts:
+        segments, _ = engine.model.transcribe(load_audio(path), **kwargs)
+        plain.append("".join(s.text for s in segments))
+    ours_wer, plain_wer = _wer(references, ours), _wer(references, plain)
+    print(f"WER engine {ours_wer:.2%}, plain faster-whisper {plain_wer:.2%}")
+    assert abs(ours_wer - plain_wer) <= 0.005
+    assert ours_wer < 0.06
+
+
+def test_batched_files_match_sequential(engine, prompts):
+    from utils.transcription.batch import BatchTranscriber
+
+    paths = [str(path) for path, _ in prompts[:8]]
+    options = dataclasses.replace(FAST, language=None)
+    batched = BatchTranscriber(engine, batch_size=4).transcribe(paths, options)
+    references = [text for _, text in prompts[:8]]
+    assert all(result.language == "en" for result in batched)
+    assert _wer(references, [r.text for r in batched]) < 0.10  # 8 short prompts: a noisy figure
+    assert [r.source for r in batched] == paths
+
+
+def test_result_carries_words_segments_language_and_timings(engine, prompts):
+    path, _ = prompts[0]
+    result = engine.transcribe(path)
+    assert result.language == "en" and result.language_probability > 0.5
+    assert result.duration == pytest.approx(load_audio(path).size / 16000)
+    assert result.timings.decode > 0 and result.timings.load > 0
+    assert result.audio_info.sample_rate == 8000 and result.audio_info.channels == 1
+    words = result.words
+    assert len(words) >= 10
+    assert all(0 <= w.start <= w.end <= result.duration + 0.5 for w in words)
+    assert all(0 <= w.probability <= 1 for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    segment = result.segments[0]
+    assert segment.avg_logprob < 0 and 0 <= segment.no_speech_prob <= 1
