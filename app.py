@@ -62,12 +62,12 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, gr.Server, AccessPolicy]:
     return demo, server, policy
 
 
-def launch(settings: Settings, *, prevent_thread_lock: bool = False):
-    """Start serving; returns Gradio's (app, local_url, share_url)."""
+def launch(settings: Settings, *, prevent_thread_lock: bool = False) -> gr.Blocks:
+    """Start serving; the returned Blocks knows its `local_url` and `share_url`."""
     demo, server, policy = create_app(settings)
     if settings.share and policy.api_keys and not os.environ.get("WHISPER_STUDIO_API_KEYS"):
         print(f"API key for this shared app: {next(iter(policy.api_keys))}")
-    return demo.launch(
+    demo.launch(
         _app=server,
         server_name=settings.host,
         server_port=settings.port,
@@ -77,6 +77,7 @@ def launch(settings: Settings, *, prevent_thread_lock: bool = False):
         css=CSS,
         footer_links=["api", "settings"],
     )
+    return demo
 
 
 def _auth_pair(text: str | None) -> tuple[str, str] | None:

@@ -48,13 +48,13 @@ def _advanced_controls() -> dict[str, gr.components.Component]:
             }
         with gr.Row():
             controls |= {
-                "initial_prompt": gr.Textbox(label="Initial prompt"),
-                "hotwords": gr.Textbox(label="Hotwords"),
+                "initial_prompt": gr.Textbox("", label="Initial prompt"),
+                "hotwords": gr.Textbox("", label="Hotwords"),
                 "suppress_tokens": gr.Textbox("-1", label="Suppress token ids"),
             }
         with gr.Row():
             controls |= {
-                "vocabulary": gr.Textbox(lines=3, label="Vocabulary (one word per line)"),
+                "vocabulary": gr.Textbox("", lines=3, label="Vocabulary (one word per line)"),
                 "vocabulary_mode": gr.Radio(
                     ["bias", "restrict"], value="bias", label="Vocabulary mode"
                 ),
