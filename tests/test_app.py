@@ -62,7 +62,7 @@ def test_many_files_are_batched_and_a_bad_one_is_reported(open_app, tmp_path):
     files = [handle_file(str(prompt_path(n))) for n in ("agent-loginok", "auth-thankyou")]
     client = Client(open_app, verbose=False)
     text, _, segments, downloads, facts = client.predict(
-        files + [handle_file(str(bad))], None, api_name="/transcribe"
+        [*files, handle_file(str(bad))], None, api_name="/transcribe"
     )
     assert "[agent-loginok.wav]" in text and "thank you" in text.lower()
     assert len(downloads) == 8 and len(facts) == 2

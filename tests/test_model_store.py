@@ -52,7 +52,8 @@ def test_default_model_is_complete_and_verified(default_model_dir):
 def test_assembly_is_safe_when_two_processes_race(tmp_path):
     code = (
         "import sys; from utils.model_store import ensure_default_model; "
-        "from utils.workspace import get_workspace; print(ensure_default_model(get_workspace(sys.argv[1])))"
+        "from utils.workspace import get_workspace; "
+        "print(ensure_default_model(get_workspace(sys.argv[1])))"
     )
     procs = [
         subprocess.Popen(
