@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from api.auth import AccessPolicy
-from api.routes import register_router, transcription_router
+from api.routes import register_router, transcription_router, websocket_router
 from ui_components.transcribe_tab import build_transcribe_tab
 
 TOGGLE_THEME_JS = "() => { document.body.classList.toggle('dark'); }"
@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, gr.Server, AccessPolicy]:
     policy = AccessPolicy.for_launch(password_auth=settings.auth is not None, share=settings.share)
     server = gr.Server(title="Whisper Studio API")
     register_router(server, transcription_router(), policy)
+    server.include_router(websocket_router(policy))
     demo = build_ui(settings.model)
     demo.queue(default_concurrency_limit=2)
     return demo, server, policy

@@ -9,10 +9,20 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    File,
+    Form,
+    HTTPException,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import AccessPolicy, http_guard
+from api.auth import AccessPolicy, http_guard, websocket_guard
 from utils.audio import AudioDecodeError
 from utils.model_store import ModelNotFoundError
 from utils.registry import list_models
@@ -81,6 +91,54 @@ def transcription_router() -> APIRouter:
     return router
 
 
+def _transcribe_bytes(data: bytes, model: str | None, options: DecodeOptions, name: str) -> dict:
+    engine = load_engine(model)
+    return engine.transcribe(data, options, None, name).to_dict()
+
+
+def websocket_router(policy: AccessPolicy) -> APIRouter:
+    """``/api/ws/transcribe``: send audio as binary messages, then a JSON text message
+    ``{"event": "end", "model": ..., "options": {...}}``; the reply is the JSON result, or
+    ``{"error": ...}`` naming what was wrong."""
+    router = APIRouter(prefix="/api/ws")
+
+    @router.websocket("/transcribe")
+    async def transcribe_socket(websocket: WebSocket) -> None:
+        if not await websocket_guard(policy, websocket):
+            return
+        await websocket.accept()
+        chunks: list[bytes] = []
+        try:
+            while True:
+                message = await websocket.receive()
+                if message.get("type") == "websocket.disconnect":
+                    return
+                if message.get("bytes"):
+                    chunks.append(message["bytes"])
+                    if sum(map(len, chunks)) > MAX_UPLOAD_BYTES:
+                        await websocket.send_json({"error": "audio larger than 2 GiB"})
+                        return await websocket.close(code=1009)
+                    continue
+                request = json.loads(message.get("text") or "{}")
+                if request.get("event") == "end":
+                    break
+            options = _decode_options(json.dumps(request.get("options") or {}))
+            result = await run_in_threadpool(
+                _transcribe_bytes, b"".join(chunks), request.get("model"), options, "stream"
+            )
+            await websocket.send_json(result)
+        except WebSocketDisconnect:
+            return
+        except HTTPException as exc:
+            await websocket.send_json({"error": exc.detail})
+        except (ValueError, LookupError) as exc:  # bad JSON, audio, options or model
+            await websocket.send_json({"error": str(exc)})
+        await websocket.close()
+
+    return router
+
+
 def register_router(app: FastAPI, router: APIRouter, policy: AccessPolicy) -> None:
-    """Mount `router` on `app` behind the access guard."""
+    """Mount `router` on `app` behind the access guard (WebSocket routes check it themselves,
+    since HTTP dependencies cannot close a socket with a reason)."""
     app.include_router(router, dependencies=[Depends(http_guard(policy))])

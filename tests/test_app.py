@@ -149,3 +149,30 @@ def test_key_file_and_settings_from_environment(tmp_path, monkeypatch):
         and settings.host == "0.0.0.0"
     )
     assert parse_settings(["--port", "9000", "--share"]).share
+
+
+def _ws_transcribe(url: str, payload: bytes, **params) -> dict:
+    from websockets.sync.client import connect
+
+    ws_url = url.replace("http://", "ws://") + "/api/ws/transcribe"
+    if params:
+        ws_url += "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    with connect(ws_url, open_timeout=10) as socket_:
+        for start in range(0, len(payload), 32_000):
+            socket_.send(payload[start : start + 32_000])
+        socket_.send('{"event": "end", "options": {"language": "en", "beam_size": 1}}')
+        import json
+
+        return json.loads(socket_.recv(timeout=120))
+
+
+def test_websocket_transcribe_and_its_guard(start, monkeypatch):
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    monkeypatch.setenv(KEYS_ENV, "ws-key")
+    url = start(Settings(port=_free_port()))
+    result = _ws_transcribe(url, SPEECH.read_bytes(), token="ws-key")
+    assert "agent" in result["text"].lower()
+    assert "error" in _ws_transcribe(url, b"junk" * 100, token="ws-key")
+    with pytest.raises((ConnectionClosed, InvalidStatus)):
+        _ws_transcribe(url, SPEECH.read_bytes())
