@@ -165,7 +165,7 @@ def build_transcribe_tab(default_model: str | None = None) -> None:
             advanced = _advanced_controls()
             run = gr.Button("Transcribe", variant="primary")
         with gr.Column(scale=2):
-            text = gr.Textbox(label="Transcript", lines=8, buttons=["copy"])
+            text = gr.Textbox(label="Transcript", lines=8, buttons=["copy"], elem_id="transcript")
             words = gr.HighlightedText(
                 label="Words by confidence", color_map=CONFIDENCE_COLORS, show_legend=True
             )

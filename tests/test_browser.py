@@ -1,0 +1,95 @@
+"""What only a browser shows: the page layout, the theme toggle and microphone recording.
+
+Drives Debian's Chromium through Playwright; the microphone is Chromium's fake capture device
+playing a real speech WAV.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from app import Settings, launch
+from tests.speech import prompt_path
+from utils.audio import load_audio
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(workspace):
+    demo = launch(Settings(port=_free_port()), prevent_thread_lock=True)
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def fake_microphone(tmp_path_factory):
+    """Speech then silence at 48 kHz int16: Chromium loops the file, the silence keeps the
+    recording to one utterance."""
+    speech = load_audio(prompt_path("agent-alreadyon"))
+    padded = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(16000 * 20, np.float32)])
+    import soxr
+
+    path = tmp_path_factory.mktemp("mic") / "mic.wav"
+    sf.write(path, soxr.resample(padded, 16000, 48000), 48000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(fake_microphone):
+    from playwright.sync_api import sync_playwright
+
+    args = [
+        "--no-sandbox",
+        "--headless",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-audio-capture={fake_microphone}",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        context = browser.new_context(permissions=["microphone"])
+        yield context.new_page()
+        browser.close()
+
+
+def test_layout_and_theme_toggle(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Transcribe").wait_for()
+    page.get_by_text("Advanced decoding").wait_for(state="visible")
+    assert page.get_by_role("button", name="Transcribe", exact=True).is_visible()
+    dark_before = page.evaluate("document.body.classList.contains('dark')")
+    page.locator("#theme-toggle").click()
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.body.classList.contains('dark')") != dark_before
+
+
+def test_microphone_recording_is_transcribed(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Transcribe").wait_for()
+    page.get_by_role("button", name="Record").first.click()
+    page.wait_for_timeout(6500)
+    page.get_by_role("button", name="Stop").first.click()
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Transcribe", exact=True).click()
+    transcript = page.locator("#transcript textarea")
+    page.wait_for_function(
+        "() => document.querySelector('#transcript textarea').value.length > 0", timeout=90_000
+    )
+    text = transcript.input_value().lower()
+    assert "agent" in text and "pound" in text, text
