@@ -8,7 +8,7 @@ import jiwer
 import pytest
 from whisper_normalizer.english import EnglishTextNormalizer
 
-from tests.speech import speech_prompts
+from tests.speech import prompt_path, speech_prompts
 from utils.audio import load_audio
 from utils.transcription import DecodeOptions
 
@@ -54,8 +54,8 @@ def test_batched_files_match_sequential(engine, prompts):
     assert [r.source for r in batched] == paths
 
 
-def test_result_carries_words_segments_language_and_timings(engine, prompts):
-    path, _ = prompts[0]
+def test_result_carries_words_segments_language_and_timings(engine):
+    path = prompt_path("agent-alreadyon")
     result = engine.transcribe(path)
     assert result.language == "en" and result.language_probability > 0.5
     assert result.duration == pytest.approx(load_audio(path).size / 16000)
