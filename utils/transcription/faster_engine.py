@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from utils.audio import HOP_LENGTH, SAMPLE_RATE, AudioInput, decode_audio
+from utils.audio_stream import is_long_audio
 from utils.transcription.guards import drop_hallucinations
 from utils.transcription.options import DecodeOptions
 from utils.transcription.results import Segment, Timings, TranscriptionResult, Word
@@ -92,28 +93,21 @@ class FasterWhisperEngine:
         progress: ProgressCallback | None = None,
         source: str = "",
     ) -> TranscriptionResult:
-        """Transcribe one input; the window is capped for languages the decoder fills quickly."""
+        """Transcribe one input; the window is capped for languages the decoder fills quickly.
+
+        Files longer than `LONG_AUDIO_SECONDS` are read and decoded block by block, so memory
+        stays that of a ten-minute file however long the recording is.
+        """
         options = options or DecodeOptions()
         started = time.perf_counter()
+        if isinstance(audio, (str, Path)) and is_long_audio(audio):
+            from utils.transcription.long_form import transcribe_long
+
+            return transcribe_long(self, audio, options, progress, source or str(audio))
         decoded = decode_audio(audio)
-        samples = decoded.samples
-        duration = samples.size / SAMPLE_RATE
-        language, probability = options.language, 1.0
-        if language is None:
-            language, probability = self._detect_language(samples, options)
-        options = dataclasses.replace(options, language=language)
-        window = max_window_seconds(language, self.window_token_limit)
-        if window < CHUNK_LENGTH:
-            segments = self._transcribe_windows(
-                samples, options, self._spans(samples, options, window), progress
-            )
-        else:
-            segments = self._decode(samples, options, progress, clips=None)
-            if self._overflowing_windows(segments, options):
-                segments = self._transcribe_windows(
-                    samples, options, self._spans(samples, options, CHUNK_LENGTH / 2), progress
-                )
-        segments = drop_hallucinations(segments, samples, options)
+        segments, language, probability = self.transcribe_samples(
+            decoded.samples, options, progress
+        )
         if progress:
             progress(1.0)
         return TranscriptionResult(
@@ -121,11 +115,34 @@ class FasterWhisperEngine:
             segments=tuple(segments),
             language=language or "",
             language_probability=float(probability),
-            duration=duration,
+            duration=decoded.samples.size / SAMPLE_RATE,
             timings=Timings(load=self.load_seconds, decode=time.perf_counter() - started),
             audio_info=decoded.info,
             source=source or (str(audio) if isinstance(audio, (str, Path)) else ""),
         )
+
+    def transcribe_samples(
+        self,
+        samples: np.ndarray,
+        options: DecodeOptions,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[list[Segment], str | None, float]:
+        """Segments (times in seconds from the start of `samples`, 16 kHz mono float32), the
+        language and its probability (1.0 when given; None, 0.0 when there is no speech)."""
+        language, probability = options.language, 1.0
+        if language is None:
+            language, probability = self._detect_language(samples, options)
+        options = dataclasses.replace(options, language=language)
+        window = max_window_seconds(language, self.window_token_limit)
+        if window < CHUNK_LENGTH:
+            spans = self._spans(samples, options, window)
+            segments = self.transcribe_spans(samples, options, spans, progress)
+        else:
+            segments = self._decode(samples, options, progress, clips=None)
+            if self._overflowing_windows(segments, options):
+                spans = self._spans(samples, options, CHUNK_LENGTH / 2)
+                segments = self.transcribe_spans(samples, options, spans, progress)
+        return drop_hallucinations(segments, samples, options), language, probability
 
     def _detect_language(
         self, samples: np.ndarray, options: DecodeOptions
@@ -149,7 +166,7 @@ class FasterWhisperEngine:
             return [(span.start, span.end) for span in detect_speech(samples, vad)]
         return fixed_windows(samples.size / SAMPLE_RATE, window)
 
-    def _transcribe_windows(
+    def transcribe_spans(
         self,
         samples: np.ndarray,
         options: DecodeOptions,
@@ -173,7 +190,7 @@ class FasterWhisperEngine:
             return segments
         kept = [seg for seg in segments if not any(a <= seg.start < b for a, b in redo)]
         halves = [half for span in redo for half in split_at_quietest(samples, span)]
-        kept.extend(self._transcribe_windows(samples, options, halves, None))
+        kept.extend(self.transcribe_spans(samples, options, halves, None))
         return sorted(kept, key=lambda seg: seg.start)
 
     def _overflowing_windows(self, segments: list[Segment], options: DecodeOptions) -> list[float]:

@@ -1,0 +1,72 @@
+"""Block-by-block transcription of long files (short twins of the slow tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.speech import speech_prompts
+from utils import audio_stream
+from utils.audio import SAMPLE_RATE, load_audio
+from utils.transcription import DecodeOptions
+from utils.transcription.long_form import quietest_cut
+
+
+@pytest.fixture(scope="module")
+def long_speech(tmp_path_factory):
+    """About 100 s of real prompts separated by 0.4 s gaps, as 8 kHz int16 (the prompts' rate)."""
+    prompts = speech_prompts(40, max_seconds=6.0)
+    gap = np.zeros(int(0.4 * SAMPLE_RATE), np.float32)
+    pieces, texts = [], []
+    for path, text in prompts:
+        pieces += [load_audio(path), gap]
+        texts.append(text)
+        if sum(p.size for p in pieces) > 100 * SAMPLE_RATE:
+            break
+    path = tmp_path_factory.mktemp("long") / "long.wav"
+    sf.write(path, np.concatenate(pieces), SAMPLE_RATE, subtype="PCM_16")
+    return path, texts
+
+
+def test_blocks_cover_the_file_exactly(long_speech):
+    path, _ = long_speech
+    whole = load_audio(path)
+    blocks = list(audio_stream.iter_audio_blocks(path, block_seconds=17))
+    assert len(blocks) == int(np.ceil(whole.size / (17 * SAMPLE_RATE)))
+    assert np.allclose(np.concatenate(blocks), whole, atol=1e-4)
+
+
+def test_streamed_resampling_matches_whole_file(tmp_path, long_speech):
+    path, _ = long_speech
+    whole = load_audio(path)
+    low = tmp_path / "low.wav"
+    sf.write(low, whole[::2], 8000, subtype="PCM_16")
+    streamed = np.concatenate(list(audio_stream.iter_audio_blocks(low, block_seconds=7)))
+    assert abs(streamed.size - load_audio(low).size) <= 2
+    assert np.max(np.abs(streamed[:1000] - load_audio(low)[:1000])) < 1e-2
+
+
+def test_quietest_cut_falls_in_a_gap():
+    loud = np.ones(10 * SAMPLE_RATE, np.float32) * 0.5
+    loud[int(8.0 * SAMPLE_RATE) : int(8.2 * SAMPLE_RATE)] = 0.0
+    assert 8.0 <= quietest_cut(loud, search_seconds=5) / SAMPLE_RATE <= 8.2
+
+
+def test_long_file_is_transcribed_block_by_block(engine, long_speech, monkeypatch):
+    path, texts = long_speech
+    options = DecodeOptions(language="en", beam_size=1)
+    monkeypatch.setattr(audio_stream, "LONG_AUDIO_SECONDS", 30)
+    monkeypatch.setattr(audio_stream, "BLOCK_SECONDS", 35)
+    seen = []
+    result = engine.transcribe(str(path), options, progress=seen.append)
+    assert result.duration == pytest.approx(load_audio(path).size / SAMPLE_RATE, abs=0.01)
+    assert seen[-1] == 1.0 and len(seen) >= 3  # one report per block at least
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts) and starts[-1] > 70
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalize = EnglishTextNormalizer()
+    wer = jiwer.wer(normalize(" ".join(texts)), normalize(result.text))
+    assert wer < 0.08, (wer, result.text)

@@ -1,0 +1,92 @@
+"""Long recordings, block by block: memory stays that of one block however long the file is.
+
+Each block is cut at its quietest moment near the end (rarely inside a word) and the rest is
+carried into the next block. The language is detected once, on the first block with speech.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from utils.audio import SAMPLE_RATE
+from utils.audio_stream import iter_audio_blocks, probe_audio
+from utils.transcription.options import DecodeOptions
+from utils.transcription.results import Segment, Timings, TranscriptionResult, Word
+
+CUT_SEARCH_SECONDS = 30.0  # the cut is sought in the last 30 s of a block
+FRAME = SAMPLE_RATE // 50  # 20 ms
+
+
+def quietest_cut(samples: np.ndarray, search_seconds: float = CUT_SEARCH_SECONDS) -> int:
+    """Sample index of the quietest 20 ms frame within the last `search_seconds`."""
+    start = max(0, samples.size - int(search_seconds * SAMPLE_RATE))
+    tail = samples[start:]
+    usable = tail[: tail.size // FRAME * FRAME].reshape(-1, FRAME)
+    if usable.size == 0:
+        return samples.size
+    energy = (usable.astype(np.float64) ** 2).mean(axis=1)
+    return start + int(np.argmin(energy)) * FRAME + FRAME // 2
+
+
+def _shift(segment: Segment, offset: float) -> Segment:
+    words = tuple(
+        Word(w.start + offset, w.end + offset, w.word, w.probability) for w in segment.words
+    )
+    return dataclasses.replace(
+        segment,
+        start=segment.start + offset,
+        end=segment.end + offset,
+        window_start=segment.window_start + offset,
+        words=words,
+    )
+
+
+def transcribe_long(
+    engine,
+    path: str | os.PathLike,
+    options: DecodeOptions,
+    progress: Callable[[float], None] | None,
+    source: str,
+) -> TranscriptionResult:
+    """`engine.transcribe_samples` over the blocks of `path`, with times made absolute."""
+    started = time.perf_counter()
+    info = probe_audio(path)
+    total = info.duration if info else 0.0
+    segments: list[Segment] = []
+    language, probability = options.language, 1.0
+    carry = np.zeros(0, dtype=np.float32)
+    offset = 0.0  # seconds of audio before `carry`
+    blocks = iter_audio_blocks(path)
+    block = next(blocks, None)
+    while block is not None:
+        following = next(blocks, None)
+        audio = np.concatenate([carry, block])
+        cut = audio.size if following is None else quietest_cut(audio)
+        piece, carry = audio[:cut], audio[cut:]
+        found, detected, chance = engine.transcribe_samples(
+            piece, dataclasses.replace(options, language=language)
+        )
+        if language is None and detected is not None:
+            language, probability = detected, chance
+        segments.extend(_shift(s, offset) for s in found)
+        offset += piece.size / SAMPLE_RATE
+        if progress and total:
+            progress(min(0.99, offset / total))
+        block = following
+    if progress:
+        progress(1.0)
+    return TranscriptionResult(
+        text="".join(s.text for s in segments).strip(),
+        segments=tuple(segments),
+        language=language or "",
+        language_probability=float(probability),
+        duration=offset,
+        timings=Timings(load=engine.load_seconds, decode=time.perf_counter() - started),
+        audio_info=info,
+        source=source,
+    )
