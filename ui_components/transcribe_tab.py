@@ -32,6 +32,7 @@ def _advanced_controls() -> dict[str, gr.components.Component]:
     with gr.Accordion("Advanced decoding", open=False):
         with gr.Row():
             controls = {
+                "batch_size": gr.Slider(1, 32, value=8, step=1, label="Batch size (many files)"),
                 "beam_size": gr.Slider(1, 10, value=5, step=1, label="Beam size"),
                 "best_of": gr.Slider(1, 10, value=5, step=1, label="Best of (sampling)"),
                 "patience": gr.Number(1.0, label="Beam patience"),
@@ -83,14 +84,17 @@ def _inputs_of(files, recording) -> list[str]:
 
 
 def _run(paths: list[str], model: str, form: dict[str, Any], report: Callable) -> list[Any]:
+    """One file: the sequential decoder (full fallback; long files block by block). Many files:
+    their windows batched together on CTranslate2 models."""
+    batch_size = int(form.pop("batch_size", 8))
     options = options_from_form(form)
     engine = load_engine(model)
     if len(paths) == 1:
         return [
             engine.transcribe(paths[0], options, lambda f: report(f, "decoding"), source=paths[0])
         ]
-    if engine.kind == "ctranslate2":
-        batch = BatchTranscriber(engine, batch_size=8)
+    if engine.kind == "ctranslate2" and batch_size > 1:
+        batch = BatchTranscriber(engine, batch_size=batch_size)
         return batch.transcribe(paths, options, lambda done, total: report(done / total, "batch"))
     outcomes = []
     for index, path in enumerate(paths):
@@ -154,9 +158,15 @@ def build_transcribe_tab(default_model: str | None = None) -> None:
                 file_count="multiple", file_types=["audio", "video"], label="Audio files"
             )
             recording = gr.Audio(sources=["microphone"], type="filepath", label="Or record")
-            model = gr.Dropdown(
-                choices, value=default_model or choices[0], allow_custom_value=True, label="Model"
-            )
+            with gr.Row():
+                model = gr.Dropdown(
+                    choices,
+                    value=default_model or choices[0],
+                    allow_custom_value=True,
+                    label="Model",
+                    scale=4,
+                )
+                refresh = gr.Button("Refresh models", size="sm", scale=1)
             with gr.Row():
                 language = gr.Dropdown(
                     list(LANGUAGES), value=AUTO_LANGUAGE, allow_custom_value=True, label="Language"
@@ -180,6 +190,9 @@ def build_transcribe_tab(default_model: str | None = None) -> None:
         "task": task,
     } | advanced
     names = list(controls)
+    refresh.click(
+        lambda: gr.Dropdown(choices=[entry.name for entry in list_models()]), outputs=model
+    )
 
     def on_click(*values, progress=gr.Progress()):
         return transcribe_handler(dict(zip(names, values, strict=True)), progress)

@@ -215,30 +215,26 @@ class BatchTranscriber:
             )
         ]
 
-    @staticmethod
-    def _needs_fallback(segments: list[Segment], options: DecodeOptions) -> bool:
+    def _needs_fallback(self, segments: list[Segment], options: DecodeOptions) -> bool:
+        """True when the chunk's decode hit the token limit, or failed the compression or
+        log-prob guard while the options allow a temperature fallback."""
+        tokens = sum(len(s.tokens) for s in segments)
+        if options.max_new_tokens is None and tokens >= self.engine.window_token_limit - 8:
+            return True
         if len(options.temperature) < 2:
             return False
-        for s in segments:
-            if (
-                options.compression_ratio_threshold
-                and s.compression_ratio > options.compression_ratio_threshold
-            ):
-                return True
-            if (
-                options.log_prob_threshold is not None
-                and s.avg_logprob < options.log_prob_threshold
-            ):
-                return True
-        return False
+        ratio, log_prob = options.compression_ratio_threshold, options.log_prob_threshold
+        return any(
+            (ratio is not None and s.compression_ratio > ratio)
+            or (log_prob is not None and s.avg_logprob < log_prob)
+            for s in segments
+        )
 
     def _decode_alone(
         self, samples: np.ndarray, chunk: _Chunk, options: DecodeOptions
     ) -> list[Segment]:
-        clip = [(chunk.start, chunk.end)]
-        return self.engine._decode(
-            samples, dataclasses.replace(options, vad_filter=False), None, clip
-        )
+        """The sequential decoder on one chunk: full fallback ladder, re-split on overflow."""
+        return self.engine.transcribe_spans(samples, options, [(chunk.start, chunk.end)], None)
 
     def _fw_options(self, options: DecodeOptions):
         from faster_whisper.tokenizer import Tokenizer
