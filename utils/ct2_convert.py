@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import struct
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import torch
 
+from utils.fileops import staged_directory
 from utils.model_store import is_transformers_dir
 from utils.workspace import get_workspace
 
@@ -417,22 +416,8 @@ def ct2_to_transformers(
     ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists; pass overwrite=True to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with staged_directory(out_dir, _complete, replace=overwrite) as staging:
         _write_transformers(ct2_dir, staging, dtype)
-        if overwrite and out_dir.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-old-", dir=out_dir.parent))
-            os.rename(out_dir, trash / "old")
-            shutil.rmtree(trash, ignore_errors=True)
-        try:
-            os.rename(staging, out_dir)
-        except OSError:
-            if not _complete(out_dir):  # a partial leftover, not a concurrent winner
-                shutil.rmtree(out_dir, ignore_errors=True)
-                os.rename(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 

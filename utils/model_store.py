@@ -13,11 +13,11 @@ import importlib.metadata as metadata
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from utils.fileops import staged_directory
 from utils.workspace import Workspace, get_workspace
 
 DEFAULT_MODEL = "whisper-base"
@@ -100,17 +100,8 @@ def ensure_default_model(workspace: Workspace | None = None) -> Path:
     target = workspace.models / DEFAULT_MODEL
     if is_ctranslate2_dir(target) and (target / "preprocessor_config.json").is_file():
         return target
-    staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL}-", dir=workspace.models))
-    try:
+    with staged_directory(target, is_ctranslate2_dir) as staging:
         _assemble_default_model(staging)
-        try:
-            os.rename(staging, target)
-        except OSError:
-            if not is_ctranslate2_dir(target):  # a partial leftover, not a concurrent winner
-                shutil.rmtree(target, ignore_errors=True)
-                os.rename(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
