@@ -82,3 +82,26 @@ def test_guards_keep_non_speech_empty_without_vad(engine, kind):
     audio = silence(20) if kind == "silence" else white_noise(20)
     result = engine.transcribe(audio, DecodeOptions(vad_filter=False, language="en"))
     assert result.words == () and result.text == "", result.text
+
+
+def test_guards_keep_real_speech_the_model_doubts():
+    """faster-whisper reports no-speech per window: a window of repetitive phone prompts can
+    reach 0.64 with a 2.5 compression ratio; confident words keep its segments."""
+    from utils.transcription import Segment, Word
+    from utils.transcription.guards import drop_hallucinations, spectral_flatness
+
+    speech = decode_audio(SPEECH).samples
+    words = tuple(Word(0.1 * i, 0.1 * i + 0.1, " word", 0.95) for i in range(5))
+    doubted = Segment(0.0, 2.0, " That agent is already logged on.", -0.16, 0.64, 2.49, words=words)
+    kept = drop_hallucinations([doubted], speech, DecodeOptions())
+    assert kept == [doubted]
+    noise = white_noise(2.0)
+    assert drop_hallucinations([doubted], noise, DecodeOptions()) == []  # broadband noise
+    assert spectral_flatness(noise) > 0.5 > 0.01 > spectral_flatness(speech)
+    unsure = Segment(0.0, 2.0, " You", -0.76, 0.76, 0.3, words=(Word(0.0, 1.0, " You", 0.08),))
+    assert drop_hallucinations([unsure], speech, DecodeOptions()) == []
+    loop = Segment(0.0, 2.0, " 1,2,3" + ",5" * 60, -0.09, 0.75, 11.7, words=words)
+    assert drop_hallucinations([loop], speech, DecodeOptions()) == []
+    assert drop_hallucinations([unsure], speech, DecodeOptions(no_speech_threshold=None)) == [
+        unsure
+    ]

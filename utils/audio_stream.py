@@ -15,7 +15,7 @@ import numpy as np
 from utils.audio import SAMPLE_RATE, AudioDecodeError, AudioInfo
 
 LONG_AUDIO_SECONDS = 15 * 60  # longer files are transcribed block by block
-BLOCK_SECONDS = 10 * 60
+BLOCK_SECONDS = 5 * 60  # per-block cost (features, VAD) scales with it
 
 
 def probe_audio(path: str | os.PathLike) -> AudioInfo | None:
@@ -94,10 +94,11 @@ def _soundfile_reads(path: str) -> bool:
 
 def iter_audio_blocks(
     path: str | os.PathLike, block_seconds: float | None = None
-) -> Iterator[np.ndarray]:
-    """16 kHz mono float32 blocks of about `block_seconds` each, shape (n,), in order.
+) -> Iterator[tuple[np.ndarray, bool]]:
+    """(block, is_last): 16 kHz mono float32 blocks of about `block_seconds`, shape (n,).
 
-    Resampling is streamed, so block edges leave no clicks or gaps.
+    Resampling is streamed, so block edges leave no clicks or gaps. One source block is read
+    ahead, to know which block is the last.
     """
     import soxr
 
@@ -113,7 +114,7 @@ def iter_audio_blocks(
     previous = None
     for block, _rate in reader(name, int(block_seconds * info.sample_rate)):
         if previous is not None:
-            yield resampler.resample_chunk(previous) if resampler else previous
+            yield (resampler.resample_chunk(previous) if resampler else previous), False
         previous = block
     if previous is not None:
-        yield resampler.resample_chunk(previous, last=True) if resampler else previous
+        yield (resampler.resample_chunk(previous, last=True) if resampler else previous), True

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ctranslate2
 import numpy as np
 
 from utils.audio import HOP_LENGTH, SAMPLE_RATE, AudioInput, decode_audio
@@ -23,6 +24,7 @@ from utils.transcription.windows import (
     WINDOW_TOKEN_LIMIT,
     fixed_windows,
     max_window_seconds,
+    snap,
     split_at_quietest,
 )
 from utils.vad import detect_speech
@@ -129,6 +131,7 @@ class FasterWhisperEngine:
     ) -> tuple[list[Segment], str | None, float]:
         """Segments (times in seconds from the start of `samples`, 16 kHz mono float32), the
         language and its probability (1.0 when given; None, 0.0 when there is no speech)."""
+        ctranslate2.set_random_seed(0)  # fallback sampling gives the same text every run
         language, probability = options.language, 1.0
         if language is None:
             language, probability = self._detect_language(samples, options)
@@ -142,6 +145,8 @@ class FasterWhisperEngine:
             if self._overflowing_windows(segments, options):
                 spans = self._spans(samples, options, CHUNK_LENGTH / 2)
                 segments = self.transcribe_spans(samples, options, spans, progress)
+        duration = samples.size / SAMPLE_RATE
+        segments = [_clamp(segment, duration) for segment in segments]
         return drop_hallucinations(segments, samples, options), language, probability
 
     def _detect_language(
@@ -163,7 +168,7 @@ class FasterWhisperEngine:
     ) -> list[tuple[float, float]]:
         if options.vad_filter:
             vad = dataclasses.replace(options.vad, max_speech_duration_s=window)
-            return [(span.start, span.end) for span in detect_speech(samples, vad)]
+            return [(snap(span.start), snap(span.end)) for span in detect_speech(samples, vad)]
         return fixed_windows(samples.size / SAMPLE_RATE, window)
 
     def transcribe_spans(
@@ -184,11 +189,11 @@ class FasterWhisperEngine:
         redo = [
             s
             for s in spans
-            if any(s[0] <= t < s[1] for t in overflow) and s[1] - s[0] > 2 * MIN_WINDOW_SECONDS
+            if any(_inside(t, s) for t in overflow) and s[1] - s[0] > 2 * MIN_WINDOW_SECONDS
         ]
         if not redo:
             return segments
-        kept = [seg for seg in segments if not any(a <= seg.start < b for a, b in redo)]
+        kept = [seg for seg in segments if not any(_inside(seg.window_start, s) for s in redo)]
         halves = [half for span in redo for half in split_at_quietest(samples, span)]
         kept.extend(self.transcribe_spans(samples, options, halves, None))
         return sorted(kept, key=lambda seg: seg.start)
@@ -198,12 +203,10 @@ class FasterWhisperEngine:
         if options.max_new_tokens is not None:  # the user's own cap: cutting is what they asked
             return []
         tokens_per_window: dict[float, int] = defaultdict(int)
-        starts: dict[float, float] = {}
         for segment in segments:
             tokens_per_window[segment.window_start] += len(segment.tokens)
-            starts.setdefault(segment.window_start, segment.start)
         limit = self.window_token_limit - 8  # minus the prompt's start-of-transcript tokens
-        return [starts[key] for key, count in tokens_per_window.items() if count >= limit]
+        return [key for key, count in tokens_per_window.items() if count >= limit]
 
     def _decode(
         self,
@@ -225,6 +228,24 @@ class FasterWhisperEngine:
             if progress:
                 progress(min(0.99, raw.end / total))
         return segments
+
+
+def _clamp(segment: Segment, duration: float) -> Segment:
+    """Timestamps past the end of the audio (a hallucinated end) brought back within it."""
+    if segment.end <= duration:
+        return segment
+    words = tuple(
+        dataclasses.replace(w, start=min(w.start, duration), end=min(w.end, duration))
+        for w in segment.words
+    )
+    return dataclasses.replace(
+        segment, start=min(segment.start, duration), end=duration, words=words
+    )
+
+
+def _inside(seconds: float, span: tuple[float, float]) -> bool:
+    """Whether a window start (on the 10 ms grid) lies in `span`, allowing for that rounding."""
+    return span[0] - 0.005 <= seconds < span[1] - 0.005
 
 
 def _to_segment(raw: Any) -> Segment:

@@ -6,6 +6,8 @@ carried into the next block. The language is detected once, on the first block w
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import os
 import time
@@ -31,6 +33,12 @@ def quietest_cut(samples: np.ndarray, search_seconds: float = CUT_SEARCH_SECONDS
         return samples.size
     energy = (usable.astype(np.float64) ** 2).mean(axis=1)
     return start + int(np.argmin(energy)) * FRAME + FRAME // 2
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc), so peaks do not stack up across blocks."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _shift(segment: Segment, offset: float) -> Segment:
@@ -61,13 +69,12 @@ def transcribe_long(
     language, probability = options.language, 1.0
     carry = np.zeros(0, dtype=np.float32)
     offset = 0.0  # seconds of audio before `carry`
-    blocks = iter_audio_blocks(path)
-    block = next(blocks, None)
-    while block is not None:
-        following = next(blocks, None)
-        audio = np.concatenate([carry, block])
-        cut = audio.size if following is None else quietest_cut(audio)
-        piece, carry = audio[:cut], audio[cut:]
+    for block, last in iter_audio_blocks(path):
+        audio = np.concatenate([carry, block]) if carry.size else block
+        del block
+        cut = audio.size if last else quietest_cut(audio)
+        piece, carry = audio[:cut], audio[cut:].copy()  # the copy lets `audio` be freed
+        del audio
         found, detected, chance = engine.transcribe_samples(
             piece, dataclasses.replace(options, language=language)
         )
@@ -75,9 +82,10 @@ def transcribe_long(
             language, probability = detected, chance
         segments.extend(_shift(s, offset) for s in found)
         offset += piece.size / SAMPLE_RATE
+        del piece
+        release_free_memory()
         if progress and total:
             progress(min(0.99, offset / total))
-        block = following
     if progress:
         progress(1.0)
     return TranscriptionResult(

@@ -64,8 +64,8 @@ class DecodeOptions:
             problems.append("no_repeat_ngram_size must be 0 (off) or more")
         if self.vocabulary_mode not in ("bias", "restrict"):
             problems.append("vocabulary_mode must be 'bias' or 'restrict'")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            problems.append("max_new_tokens must be at least 1")
+        if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 224:
+            problems.append("max_new_tokens must be between 1 and 224 (half the decoder's 448)")
         if self.hallucination_silence_threshold is not None and not self.word_timestamps:
             problems.append("hallucination_silence_threshold needs word_timestamps=True")
         if problems:

@@ -27,12 +27,18 @@ def max_window_seconds(language: str | None, token_limit: int = WINDOW_TOKEN_LIM
     return float(min(CHUNK_LENGTH, max(MIN_WINDOW_SECONDS, _SAFETY * token_limit / rate)))
 
 
+def snap(seconds: float) -> float:
+    """`seconds` on the 10 ms grid faster-whisper rounds clip edges to, so spans and the
+    segments decoded from them compare exactly."""
+    return round(seconds, 2)
+
+
 def fixed_windows(duration: float, window: float) -> list[tuple[float, float]]:
     """Consecutive (start, end) windows of at most `window` seconds covering [0, duration]."""
     edges = []
     start = 0.0
     while start < duration:
-        end = min(duration, start + window)
+        end = min(duration, snap(start + window))  # the last edge is the exact end
         edges.append((start, end))
         start = end
     return edges
@@ -52,4 +58,4 @@ def split_at_quietest(samples: np.ndarray, span: tuple[float, float]) -> list[tu
         usable = middle[: middle.size // frame * frame].reshape(-1, frame)
         quietest = int(np.argmin((usable.astype(np.float64) ** 2).mean(axis=1)))
         cut = (lo + quietest * frame + frame // 2) / SAMPLE_RATE
-    return [(start, cut), (cut, end)]
+    return [(start, snap(cut)), (snap(cut), end)]
