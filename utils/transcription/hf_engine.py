@@ -122,7 +122,7 @@ class TransformersEngine:
         if options.patience != 1.0:
             refused = "patience", "transformers' beam search has no patience factor"
         elif options.hallucination_silence_threshold is not None:
-            refused = "hallucination_silence_threshold", "not implemented; use ctranslate2"
+            refused = "hallucination_silence_threshold", "unsupported here; use a CTranslate2 model"
         elif options.language not in (None, *self.languages):
             refused = "language", f"{options.language!r} is not a language of this model"
         if refused:
