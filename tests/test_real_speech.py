@@ -42,16 +42,54 @@ def test_engine_matches_plain_faster_whisper_and_is_accurate(engine, prompts):
     assert ours_wer < 0.06
 
 
+def _count_encoded_rows(batcher) -> list[int]:
+    rows: list[int] = []
+    encode = batcher._encode
+
+    def counting(features):
+        rows.append(len(features))
+        return encode(features)
+
+    batcher._encode = counting
+    return rows
+
+
 def test_batched_files_match_sequential(engine, prompts):
     from utils.transcription.batch import BatchTranscriber
 
     paths = [str(path) for path, _ in prompts[:8]]
     options = dataclasses.replace(FAST, language=None)
-    batched = BatchTranscriber(engine, batch_size=4).transcribe(paths, options)
+    batcher = BatchTranscriber(engine, batch_size=4)
+    rows = _count_encoded_rows(batcher)
+    seen: list[tuple[int, int]] = []
+    batched = batcher.transcribe(paths, options, progress=lambda *p: seen.append(p))
     references = [text for _, text in prompts[:8]]
     assert all(result.language == "en" for result in batched)
     assert _wer(references, [r.text for r in batched]) < 0.10  # 8 short prompts: a noisy figure
     assert [r.source for r in batched] == paths
+    # one VAD chunk per short prompt: the encoding made for language detection is decoded too
+    assert sum(rows) == 8
+    assert seen[-1] == (8, 8) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_batched_windows_recut_after_detection_are_encoded_afresh(engine, prompts, monkeypatch):
+    """A detected language with a short window re-cuts the file, so the detection encoding
+    (of the old first window) must not be decoded in place of the new first window."""
+    from utils.transcription import batch
+
+    monkeypatch.setattr(batch, "max_window_seconds", lambda language, _: 2.5 if language else 30)
+    paths = [str(path) for path, _ in prompts[:2]]
+    batcher = batch.BatchTranscriber(engine, batch_size=8)
+    rows = _count_encoded_rows(batcher)
+    seen: list[tuple[int, int]] = []
+    options = dataclasses.replace(FAST, language=None, temperature=(0.0,))  # no fallback decodes
+    results = batcher.transcribe(paths, options, progress=lambda *p: seen.append(p))
+    chunks = seen[-1][1]
+    assert (chunks, seen[-1][0]) == (3, 3)  # 2.5 s windows: one prompt splits in two
+    # detection encodes both files; the split file's new windows are encoded afresh, the other
+    # file's single window is unchanged, so its detection encoding is decoded
+    assert rows == [2, 2]
+    assert all(r.language == "en" and r.text for r in results)
 
 
 def test_result_carries_words_segments_language_and_timings(engine):

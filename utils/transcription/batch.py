@@ -1,9 +1,13 @@
 """Many short files at once: their windows are batched through the encoder and decoder together.
 
 faster-whisper's `BatchedInferencePipeline` batches the chunks of one file; here chunks of many
-files share each batch. Languages are detected in batches first, then each language's chunks are
-decoded together. Batched decoding has no temperature fallback, so a chunk that fails the
-compression or log-prob guard is decoded again on its own with the full fallback ladder.
+files share each batch. Files are taken `batch_size` at a time: their first chunks are encoded
+together and their languages detected from that encoding, which is then reused for decoding
+(on a CPU the 30 s encoder pass costs more than a short file's whole beam search, and sequential
+faster-whisper pays it twice). A language's chunks are decoded as soon as a batch of them is
+ready, so at most one batch of encodings per language is held. Batched decoding has no
+temperature fallback, so a chunk that fails the compression or log-prob guard is decoded again
+on its own with the full fallback ladder.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from utils.transcription.results import Segment, Timings, TranscriptionResult
 from utils.transcription.windows import CHUNK_LENGTH, fixed_windows, max_window_seconds
 from utils.vad import detect_speech
 
-BatchProgress = Callable[[int, int], None]  # (chunks done, chunks in all)
+BatchProgress = Callable[[int, int], None]  # (chunks done, chunks known so far)
 
 
 @dataclass
@@ -41,6 +45,8 @@ class _Chunk:
     file: int
     start: float  # seconds in the file
     end: float
+    encoded: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+    """Encoder output (frames, d_model) float32 when already computed, else None."""
 
 
 def _spans(samples: np.ndarray, options: DecodeOptions, window: float) -> list[tuple[float, float]]:
@@ -48,6 +54,39 @@ def _spans(samples: np.ndarray, options: DecodeOptions, window: float) -> list[t
         vad = dataclasses.replace(options.vad, max_speech_duration_s=window)
         return [(s.start, s.end) for s in detect_speech(samples, vad)]
     return fixed_windows(samples.size / SAMPLE_RATE, window)
+
+
+class _PreEncoded:
+    """Stands in for the `WhisperModel` inside the batched pipeline: a batch handed over as a
+    `StorageView` is an encoder output already and is not encoded again."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def encode(self, features):
+        import ctranslate2
+
+        if isinstance(features, ctranslate2.StorageView):
+            return features
+        return self._model.encode(features)
+
+
+@dataclass
+class _Progress:
+    callback: BatchProgress | None
+    done: int = 0
+    total: int = 0
+
+    def add(self, chunks: int) -> None:
+        self.total += chunks
+
+    def advance(self, chunks: int) -> None:
+        self.done += chunks
+        if self.callback:
+            self.callback(self.done, self.total)
 
 
 class BatchTranscriber:
@@ -60,28 +99,44 @@ class BatchTranscriber:
             raise ValueError("batch_size must be at least 1")
         self.engine = engine
         self.batch_size = batch_size
-        self.pipeline = BatchedInferencePipeline(engine.model)
+        self.pipeline = BatchedInferencePipeline(_PreEncoded(engine.model))
 
-    def _features(self, samples: np.ndarray, chunk: _Chunk) -> np.ndarray:
+    def _features(self, samples: np.ndarray, start: float, end: float) -> np.ndarray:
+        """Log-mel of samples[start:end] (seconds), padded or cut to (n_mels, 3000) frames."""
         from faster_whisper.audio import pad_or_trim
 
-        piece = samples[int(chunk.start * SAMPLE_RATE) : int(chunk.end * SAMPLE_RATE)]
+        piece = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
         return pad_or_trim(self.engine.model.feature_extractor(piece)[..., :-1])
 
-    def _detect_languages(self, files: list[_FileWork]) -> None:
-        """Detect each file's language from its first chunk, `batch_size` files per encoder call."""
-        pending = [f for f in files if f.spans]
-        for i in range(0, len(pending), self.batch_size):
-            group = pending[i : i + self.batch_size]
-            feats = np.stack(
-                [self._features(f.audio.samples, _Chunk(f.index, *f.spans[0])) for f in group]
-            )
-            encoded = self.engine.model.encode(feats)
-            for work, ranked in zip(
-                group, self.engine.model.model.detect_language(encoded), strict=True
-            ):
-                token, probability = ranked[0]
-                work.language, work.language_probability = token[2:-2], float(probability)
+    def _encode(self, features: np.ndarray) -> np.ndarray:
+        """(batch, n_mels, 3000) log-mel -> (batch, 1500, d_model) float32 on the host, which
+        every device accepts back (faster-whisper does the same across GPUs)."""
+        return np.asarray(self.engine.model.model.encode(_storage(features), to_cpu=True))
+
+    def _detect_languages(
+        self, group: list[_FileWork], options: DecodeOptions
+    ) -> dict[int, np.ndarray]:
+        """Set each file's language from its first chunk; returns the first chunks' encodings
+        by file index, for files whose first chunk the decoder will use unchanged."""
+        group = [f for f in group if f.spans]
+        if not group:
+            return {}
+        feats = np.stack([self._features(f.audio.samples, *f.spans[0]) for f in group])
+        encoded = self._encode(feats)
+        ranked = self.engine.model.model.detect_language(
+            _storage(encoded)
+        )  # [(token, probability), ...] per file, best first
+        kept: dict[int, np.ndarray] = {}
+        for row, (work, languages) in enumerate(zip(group, ranked, strict=True)):
+            token, probability = languages[0]
+            work.language, work.language_probability = token[2:-2], float(probability)
+            first = work.spans[0]
+            window = max_window_seconds(work.language, self.engine.window_token_limit)
+            if window < CHUNK_LENGTH:  # re-cut windows for languages the decoder fills quickly
+                work.spans = _spans(work.audio.samples, options, window)
+            if work.spans and work.spans[0] == first:
+                kept[work.index] = encoded[row]
+        return kept
 
     def transcribe(
         self,
@@ -109,22 +164,45 @@ class BatchTranscriber:
                 else str(getattr(source, "name", f"input {index}"))
             )
             files.append(_FileWork(index, str(name), audio, _spans(audio.samples, options, window)))
-        if options.language:
-            for work in files:
-                work.language = options.language
-        else:
-            self._detect_languages(files)
-            for work in files:  # re-cut windows for languages the decoder fills quickly
-                window = max_window_seconds(work.language, self.engine.window_token_limit)
-                if window < CHUNK_LENGTH:
-                    work.spans = _spans(work.audio.samples, options, window)
-        segments = self._decode_all(files, options, progress)
+        segments = self._decode_files(files, options, _Progress(progress))
         elapsed = time.perf_counter() - started
         for work in files:
             outcomes[work.index] = self._result(
                 work, segments.get(work.index, []), elapsed / max(1, len(files)), options
             )
         return [o if o is not None else RuntimeError("not transcribed") for o in outcomes]
+
+    def _decode_files(
+        self, files: list[_FileWork], options: DecodeOptions, progress: _Progress
+    ) -> dict[int, list[Segment]]:
+        """Segments by file index; files `batch_size` at a time, each language's chunks
+        decoded whenever a full batch of them is waiting, the rest at the end."""
+        queues: dict[str, list[_Chunk]] = {}
+        found: dict[int, list[Segment]] = {}
+        audio_of = {work.index: work.audio.samples for work in files}
+        for i in range(0, len(files), self.batch_size):
+            group = files[i : i + self.batch_size]
+            if options.language:
+                encoded: dict[int, np.ndarray] = {}
+                for work in group:
+                    work.language = options.language
+            else:
+                encoded = self._detect_languages(group, options)
+            for work in group:
+                chunks = [_Chunk(work.index, *span) for span in work.spans]
+                if chunks and work.index in encoded:
+                    chunks[0] = dataclasses.replace(chunks[0], encoded=encoded[work.index])
+                queues.setdefault(work.language, []).extend(chunks)
+                progress.add(len(chunks))
+            for language, queue in queues.items():
+                while len(queue) >= self.batch_size:
+                    batch, queue[:] = queue[: self.batch_size], queue[self.batch_size :]
+                    self._decode_into(found, batch, language, audio_of, options, progress)
+        for language, queue in queues.items():
+            for j in range(0, len(queue), self.batch_size):
+                batch = queue[j : j + self.batch_size]
+                self._decode_into(found, batch, language, audio_of, options, progress)
+        return found
 
     def _sequential(self, sources, options, progress) -> list[TranscriptionResult | Exception]:
         outcomes: list[TranscriptionResult | Exception] = []
@@ -137,45 +215,44 @@ class BatchTranscriber:
                 progress(index + 1, len(sources))
         return outcomes
 
-    def _decode_all(
-        self, files: list[_FileWork], options: DecodeOptions, progress: BatchProgress | None
-    ) -> dict[int, list[Segment]]:
-        by_language: dict[str, list[_Chunk]] = {}
-        for work in files:
-            for start, end in work.spans:
-                by_language.setdefault(work.language, []).append(_Chunk(work.index, start, end))
-        total = sum(len(chunks) for chunks in by_language.values())
-        done = 0
-        found: dict[int, list[Segment]] = {}
-        audio_of = {work.index: work.audio.samples for work in files}
-        for language, chunks in by_language.items():
-            fw_options, tokenizer = self._fw_options(
-                dataclasses.replace(options, language=language)
-            )
-            for i in range(0, len(chunks), self.batch_size):
-                batch = chunks[i : i + self.batch_size]
-                for chunk, segs in zip(
-                    batch, self._decode_batch(batch, audio_of, fw_options, tokenizer), strict=True
-                ):
-                    if self._needs_fallback(segs, options):
-                        segs = self._decode_alone(
-                            audio_of[chunk.file],
-                            chunk,
-                            dataclasses.replace(options, language=language),
-                        )
-                    found.setdefault(chunk.file, []).extend(segs)
-                done += len(batch)
-                if progress:
-                    progress(done, total)
-        return found
+    def _decode_into(
+        self,
+        found: dict[int, list[Segment]],
+        batch: list[_Chunk],
+        language: str,
+        audio_of: dict[int, np.ndarray],
+        options: DecodeOptions,
+        progress: _Progress,
+    ) -> None:
+        """Decode one batch of same-language chunks and add their segments to `found`."""
+        options = dataclasses.replace(options, language=language)
+        fw_options, tokenizer = self._fw_options(options)
+        for chunk, segs in zip(
+            batch, self._decode_batch(batch, audio_of, fw_options, tokenizer), strict=True
+        ):
+            if self._needs_fallback(segs, options):
+                segs = self._decode_alone(audio_of[chunk.file], chunk, options)
+            found.setdefault(chunk.file, []).extend(segs)
+        progress.advance(len(batch))
+
+    def _batch_encoding(self, batch: list[_Chunk], audio_of: dict[int, np.ndarray]):
+        """The batch's encoder output as one `StorageView`, encoding only the chunks whose
+        encoding is not known yet."""
+        missing = [c for c in batch if c.encoded is None]
+        fresh = iter(())
+        if missing:
+            feats = np.stack([self._features(audio_of[c.file], c.start, c.end) for c in missing])
+            fresh = iter(self._encode(feats))
+        rows = [c.encoded if c.encoded is not None else next(fresh) for c in batch]
+        return _storage(np.stack(rows))
 
     def _decode_batch(self, batch, audio_of, fw_options, tokenizer) -> list[list[Segment]]:
         from faster_whisper.transcribe import Segment as FwSegment
 
-        features = np.stack([self._features(audio_of[c.file], c) for c in batch])
+        encoded = self._batch_encoding(batch, audio_of)
         metadata = [{"offset": c.start, "duration": c.end - c.start, "segments": []} for c in batch]
         self.pipeline.last_speech_timestamp = 0.0  # chunks of different files share no timeline
-        outputs = self.pipeline.forward(features, tokenizer, metadata, fw_options)
+        outputs = self.pipeline.forward(encoded, tokenizer, metadata, fw_options)
         results = []
         for chunk_outputs in outputs:
             segs = []
@@ -306,3 +383,9 @@ class _FwWord:
     end: float
     word: str
     probability: float
+
+
+def _storage(array: np.ndarray):
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array, dtype=np.float32))
