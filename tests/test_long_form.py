@@ -70,3 +70,20 @@ def test_long_file_is_transcribed_block_by_block(engine, long_speech, monkeypatc
     normalize = EnglishTextNormalizer()
     wer = jiwer.wer(normalize(" ".join(texts)), normalize(result.text))
     assert wer < 0.08, (wer, result.text)
+
+
+def test_batch_reads_a_long_file_block_by_block_not_whole(engine, long_speech, monkeypatch):
+    from tests.speech import prompt_path
+    from utils.transcription import batch
+
+    path, _ = long_speech
+    short = str(prompt_path("agent-alreadyon"))
+    monkeypatch.setattr(audio_stream, "LONG_AUDIO_SECONDS", 30)
+    whole_reads: list = []
+    read_whole = batch.decode_audio
+    monkeypatch.setattr(batch, "decode_audio", lambda s: whole_reads.append(s) or read_whole(s))
+    monkeypatch.setattr(engine, "transcribe", lambda source, options: f"alone: {source}")
+    options = DecodeOptions(language="en", beam_size=1, word_timestamps=False)
+    results = batch.BatchTranscriber(engine).transcribe([str(path), short], options)
+    assert results[0] == f"alone: {path}"  # the engine's own (block by block) path
+    assert whole_reads == [short] and "already" in results[1].text.lower()

@@ -219,6 +219,16 @@ def detect_speech(
     return spans_from_probabilities(probs, len(audio), options)
 
 
+def speech_only(
+    audio: np.ndarray, options: VadOptions = VadOptions(), *, threads: int = 1
+) -> np.ndarray:
+    """The speech spans of 16 kHz mono float32 `audio` (n,) joined, shape (m,) with m <= n;
+    empty without speech. Language detection listens to this rather than to leading silence."""
+    spans = detect_speech(audio, options, threads=threads)
+    pieces = [audio[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)] for s in spans]
+    return np.concatenate(pieces) if pieces else audio[:0]
+
+
 class StreamingVad:
     """Voice activity detector for one live 16 kHz mono float32 stream, owning its model state
     (one instance per stream, one thread at a time). Runs the windows and state machine of

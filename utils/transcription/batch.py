@@ -16,10 +16,12 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from utils.audio import SAMPLE_RATE, AudioInput, DecodedAudio, decode_audio
+from utils.audio_stream import is_long_audio
 from utils.transcription.faster_engine import FasterWhisperEngine, _to_segment
 from utils.transcription.guards import drop_hallucinations
 from utils.transcription.options import DecodeOptions
@@ -151,7 +153,11 @@ class BatchTranscriber:
         started = time.perf_counter()
         outcomes: list[TranscriptionResult | Exception | None] = [None] * len(sources)
         files: list[_FileWork] = []
+        long_files = []  # read block by block on their own: whole, they would not fit memory
         for index, source in enumerate(sources):
+            if isinstance(source, (str, Path)) and is_long_audio(source):
+                long_files.append(index)
+                continue
             try:
                 audio = decode_audio(source)
             except ValueError as exc:
@@ -170,7 +176,17 @@ class BatchTranscriber:
             outcomes[work.index] = self._result(
                 work, segments.get(work.index, []), elapsed / max(1, len(files)), options
             )
+        for index in long_files:
+            outcomes[index] = self._transcribe_one(sources[index], options)
         return [o if o is not None else RuntimeError("not transcribed") for o in outcomes]
+
+    def _transcribe_one(
+        self, source: AudioInput, options: DecodeOptions
+    ) -> TranscriptionResult | Exception:
+        try:
+            return self.engine.transcribe(source, options)
+        except ValueError as exc:
+            return exc
 
     def _decode_files(
         self, files: list[_FileWork], options: DecodeOptions, progress: _Progress
@@ -207,10 +223,7 @@ class BatchTranscriber:
     def _sequential(self, sources, options, progress) -> list[TranscriptionResult | Exception]:
         outcomes: list[TranscriptionResult | Exception] = []
         for index, source in enumerate(sources):
-            try:
-                outcomes.append(self.engine.transcribe(source, options))
-            except ValueError as exc:
-                outcomes.append(exc)
+            outcomes.append(self._transcribe_one(source, options))
             if progress:
                 progress(index + 1, len(sources))
         return outcomes
@@ -365,15 +378,14 @@ class BatchTranscriber:
     ) -> TranscriptionResult:
         ordered = sorted(segments, key=lambda s: s.start)
         segments = drop_hallucinations(ordered, work.audio.samples, options)
-        return TranscriptionResult(
-            text="".join(s.text for s in segments).strip(),
-            segments=tuple(segments),
-            language=work.language,
-            language_probability=work.language_probability,
-            duration=work.audio.samples.size / SAMPLE_RATE,
-            timings=Timings(load=self.engine.load_seconds, decode=decode_seconds),
-            audio_info=work.audio.info,
-            source=work.source,
+        return TranscriptionResult.from_segments(
+            segments,
+            work.language,
+            work.language_probability,
+            work.audio.samples.size / SAMPLE_RATE,
+            Timings(load=self.engine.load_seconds, decode=decode_seconds),
+            work.audio.info,
+            work.source,
         )
 
 

@@ -27,7 +27,7 @@ from utils.transcription.windows import (
     snap,
     split_at_quietest,
 )
-from utils.vad import detect_speech
+from utils.vad import detect_speech, speech_only
 
 ProgressCallback = Callable[[float], None]  # fraction done in [0, 1]
 
@@ -112,15 +112,14 @@ class FasterWhisperEngine:
         )
         if progress:
             progress(1.0)
-        return TranscriptionResult(
-            text="".join(segment.text for segment in segments).strip(),
-            segments=tuple(segments),
-            language=language or "",
-            language_probability=float(probability),
-            duration=decoded.samples.size / SAMPLE_RATE,
-            timings=Timings(load=self.load_seconds, decode=time.perf_counter() - started),
-            audio_info=decoded.info,
-            source=source or (str(audio) if isinstance(audio, (str, Path)) else ""),
+        return TranscriptionResult.from_segments(
+            segments,
+            language,
+            probability,
+            decoded.samples.size / SAMPLE_RATE,
+            Timings(load=self.load_seconds, decode=time.perf_counter() - started),
+            decoded.info,
+            source or (str(audio) if isinstance(audio, (str, Path)) else ""),
         )
 
     def transcribe_samples(
@@ -153,11 +152,7 @@ class FasterWhisperEngine:
         self, samples: np.ndarray, options: DecodeOptions
     ) -> tuple[str | None, float]:
         """Language and its probability from the first 30 s of speech; (None, 0) without speech."""
-        speech = samples
-        if options.vad_filter:
-            spans = detect_speech(samples, options.vad)
-            pieces = [samples[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)] for s in spans]
-            speech = np.concatenate(pieces) if pieces else samples[:0]
+        speech = speech_only(samples, options.vad) if options.vad_filter else samples
         if speech.size == 0:
             return None, 0.0
         language, probability, _ = self.model.detect_language(speech[: CHUNK_LENGTH * SAMPLE_RATE])

@@ -32,7 +32,7 @@ from utils.transcription.guards import drop_hallucinations
 from utils.transcription.options import DecodeOptions, OptionNotSupportedError
 from utils.transcription.results import Segment, Timings, TranscriptionResult, Word
 from utils.transcription.vocabulary import restricted_suppress_tokens
-from utils.vad import detect_speech
+from utils.vad import detect_speech, speech_only
 
 Progress = Callable[[float], None] | None  # gets the fraction done in [0, 1] (_Job: seconds)
 Detected = tuple[str | None, float]  # language code (None: no speech) and its probability
@@ -173,25 +173,20 @@ class TransformersEngine:
                 segments = drop_hallucinations(found, samples, options)  # as the ct2 engine
         if progress:
             progress(1.0)
-        return TranscriptionResult(
-            text="".join(segment.text for segment in segments).strip(),
-            segments=tuple(segments),
-            language=language or "",
-            language_probability=float(probability),
-            duration=duration,
-            timings=Timings(load=self.load_seconds, decode=time.perf_counter() - started),
-            audio_info=decoded.info,
-            source=source or (str(audio) if isinstance(audio, (str, Path)) else ""),
+        return TranscriptionResult.from_segments(
+            segments,
+            language,
+            probability,
+            duration,
+            Timings(load=self.load_seconds, decode=time.perf_counter() - started),
+            decoded.info,
+            source or (str(audio) if isinstance(audio, (str, Path)) else ""),
         )
 
     def detect_language(self, samples: np.ndarray, options: DecodeOptions) -> Detected:
         """Language and its probability among the language tokens, from the first 30 s of
         speech (VAD-filtered when options.vad_filter); (None, 0) without speech."""
-        speech = samples
-        if options.vad_filter:
-            spans = detect_speech(samples, options.vad)
-            pieces = [samples[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)] for s in spans]
-            speech = np.concatenate(pieces) if pieces else samples[:0]
+        speech = speech_only(samples, options.vad) if options.vad_filter else samples
         if speech.size == 0:
             return None, 0.0
         encoded = self.encode(speech[: CHUNK_LENGTH * SAMPLE_RATE])

@@ -88,13 +88,12 @@ def transcribe_long(
             progress(min(0.99, offset / total))
     if progress:
         progress(1.0)
-    return TranscriptionResult(
-        text="".join(s.text for s in segments).strip(),
-        segments=tuple(segments),
-        language=language or "",
-        language_probability=float(probability),
-        duration=offset,
-        timings=Timings(load=engine.load_seconds, decode=time.perf_counter() - started),
-        audio_info=info,
-        source=source,
+    return TranscriptionResult.from_segments(
+        segments,
+        language,
+        probability,
+        offset,
+        Timings(load=engine.load_seconds, decode=time.perf_counter() - started),
+        info,
+        source,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,6 +51,29 @@ class TranscriptionResult:
     timings: Timings = field(default_factory=Timings)
     audio_info: AudioInfo | None = None
     source: str = ""  # file name or a description of the input
+
+    @classmethod
+    def from_segments(
+        cls,
+        segments: Sequence[Segment],
+        language: str | None,
+        language_probability: float,
+        duration: float,
+        timings: Timings,
+        audio_info: AudioInfo | None,
+        source: str,
+    ) -> TranscriptionResult:
+        """The result whose text is its segments' texts joined (each carries its own spacing)."""
+        return cls(
+            text="".join(segment.text for segment in segments).strip(),
+            segments=tuple(segments),
+            language=language or "",
+            language_probability=float(language_probability),
+            duration=duration,
+            timings=timings,
+            audio_info=audio_info,
+            source=source,
+        )
 
     @property
     def words(self) -> tuple[Word, ...]:
