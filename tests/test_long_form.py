@@ -53,6 +53,15 @@ def test_quietest_cut_falls_in_a_gap():
     assert 8.0 <= quietest_cut(loud, search_seconds=5) / SAMPLE_RATE <= 8.2
 
 
+def test_quietest_cut_falls_mid_pause_not_at_its_first_quiet_frame():
+    """Digital silence ties every frame of a pause; the cut goes to the middle of the pause,
+    so speech after it does not start on the next block's first frame."""
+    loud = np.ones(40 * SAMPLE_RATE, np.float32) * 0.5
+    loud[int(31.0 * SAMPLE_RATE) : int(32.0 * SAMPLE_RATE)] = 0.0  # a 1 s pause
+    loud[int(35.0 * SAMPLE_RATE) : int(35.3 * SAMPLE_RATE)] = 0.0  # a shorter one
+    assert quietest_cut(loud) / SAMPLE_RATE == pytest.approx(31.5, abs=0.03)
+
+
 def test_long_file_is_transcribed_block_by_block(engine, long_speech, monkeypatch):
     path, texts = long_speech
     options = DecodeOptions(language="en", beam_size=1)

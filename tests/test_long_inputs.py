@@ -82,17 +82,19 @@ class SpeechTrack:
 
 def _lost_prompts(texts: list[str], transcript: str) -> list[str]:
     """The prompts (of `texts`, in the order spoken) that the transcript lost: fewer than half of
-    their words line up with an identical word in a word alignment of all the prompts with the
-    transcript. A misheard word or two keeps a prompt; a dropped or skipped window does not."""
-    words = [normalize(text).split() for text in texts]
-    reference = " ".join(word for prompt in words for word in prompt)
-    alignment = jiwer.process_words(reference, normalize(transcript) or "-").alignments[0]
-    matched = np.zeros(sum(len(prompt) for prompt in words), dtype=bool)
+    their letters line up with an identical letter in a character alignment of all the prompts
+    with the transcript, spaces removed. Letters rather than words, so that a prompt spelled
+    differently ("login incorrect" heard as "log in correct") still counts as heard; a dropped
+    or skipped window, or words cut at a block edge, do not."""
+    letters = [normalize(text).replace(" ", "") for text in texts]
+    heard = normalize(transcript).replace(" ", "") or "-"
+    alignment = jiwer.process_characters("".join(letters), heard).alignments[0]
+    matched = np.zeros(sum(len(prompt) for prompt in letters), dtype=bool)
     for chunk in alignment:
         if chunk.type == "equal":
             matched[chunk.ref_start_idx : chunk.ref_end_idx] = True
     lost, start = [], 0
-    for text, prompt in zip(texts, words, strict=True):
+    for text, prompt in zip(texts, letters, strict=True):
         if 2 * matched[start : start + len(prompt)].sum() < len(prompt):
             lost.append(text)
         start += len(prompt)
