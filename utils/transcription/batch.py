@@ -125,9 +125,8 @@ class BatchTranscriber:
             return {}
         feats = np.stack([self._features(f.audio.samples, *f.spans[0]) for f in group])
         encoded = self._encode(feats)
-        ranked = self.engine.model.model.detect_language(
-            _storage(encoded)
-        )  # [(token, probability), ...] per file, best first
+        # per file: [(language token, probability), ...], best first
+        ranked = self.engine.model.model.detect_language(_storage(encoded))
         kept: dict[int, np.ndarray] = {}
         for row, (work, languages) in enumerate(zip(group, ranked, strict=True)):
             token, probability = languages[0]
