@@ -141,8 +141,38 @@ OPTIONS = st.fixed_dictionaries(
         "homophones": st.booleans(),
         "labialized": st.booleans(),
         "punctuation": st.sampled_from(["keep", "remove", "ascii"]),
+        "numerals": st.sampled_from(["keep", "arabic"]),
     }
 )
+WORDY_TEXT = st.lists(
+    st.sampled_from(
+        [
+            "ሁለት",
+            "ሺህ",
+            "ሃያ",
+            "አራት",
+            "መቶ",
+            "ሚሊዮን",
+            "አስራ",
+            "፲፪",
+            "፳፻",
+            "፼",
+            "12",
+            "3:30",
+            "ቀን",
+            "ዓ.ም",
+            "፡",
+            "::",
+            "ሉዋ",
+            "ሦስት",
+            "ሰዓት",
+            "hello",
+            ",",
+            ".",
+        ]
+    ),
+    max_size=12,
+).map(" ".join)
 
 
 @settings(max_examples=300, deadline=None)
@@ -150,6 +180,21 @@ OPTIONS = st.fixed_dictionaries(
 def test_normalization_is_idempotent(text, options):
     once = normalize_amharic(text, **options)
     assert normalize_amharic(once, **options) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=WORDY_TEXT, options=OPTIONS)
+def test_normalization_with_numbers_is_idempotent(text, options):
+    once = normalize_amharic(text, **options)
+    assert normalize_amharic(once, **options) == once
+
+
+def test_numerals_and_number_words_compare_equal_as_arabic_digits():
+    forms = ["በ 2024 ዓ.ም", "በ ፳፻፳፬ ዓ.ም", "በ ሁለት ሺህ ሃያ አራት ዓ.ም", "በ ሁለት ሺሕ ሀያ አራት ዓ.ም"]
+    normalized = {normalize_amharic(f, numerals="arabic", punctuation="remove") for f in forms}
+    assert normalized == {"በ 2024 አ ም"}
+    assert normalize_amharic("፲፪ ሰዎች", numerals="arabic") == "12 ሰዎች"
+    assert normalize_amharic("፲፪ ሰዎች") == "፲፪ ሰዎች"  # numerals="keep" is the default
 
 
 @settings(max_examples=300, deadline=None)
