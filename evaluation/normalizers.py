@@ -1,7 +1,8 @@
 """Language-aware text normalizers applied before scoring.
 
 Names: "english" (Whisper's EnglishTextNormalizer), "amharic" (`utils.amharic.normalize`, with
-punctuation removed and numerals written as Arabic digits), "basic" (Whisper's
+punctuation removed, numerals and number words written as Arabic digits, times and dates in one
+written form), "basic" (Whisper's
 BasicTextNormalizer), "none" (text scored exactly as given) and "auto", which picks "english"
 for "en", "amharic" for "am" and "basic" for every other language code.
 """
@@ -43,6 +44,7 @@ def _amharic(*, homophones: bool = True, labialized: bool = True) -> Normalizer:
             labialized=labialized,
             punctuation="remove",
             numerals="arabic",
+            times_dates=True,
         )
 
     return run

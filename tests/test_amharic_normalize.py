@@ -142,6 +142,7 @@ OPTIONS = st.fixed_dictionaries(
         "labialized": st.booleans(),
         "punctuation": st.sampled_from(["keep", "remove", "ascii"]),
         "numerals": st.sampled_from(["keep", "arabic"]),
+        "times_dates": st.booleans(),
     }
 )
 WORDY_TEXT = st.lists(
@@ -189,6 +190,15 @@ def test_normalization_with_numbers_is_idempotent(text, options):
     assert normalize_amharic(once, **options) == once
 
 
+def test_times_and_dates_written_differently_compare_equal():
+    def scoring(text: str) -> str:
+        return normalize_amharic(text, punctuation="remove", numerals="arabic", times_dates=True)
+
+    assert scoring("ከጠዋቱ 3:30 ላይ") == scoring("ከጠዋቱ ሦስት ሰዓት ተኩል ላይ") == scoring("ከጧቱ 3፡30 ላይ")
+    assert scoring("መስከረም 12 ቀን 2017 ዓ.ም") == scoring("12/01/2017") == scoring("መስከረም ፲፪, ፳፻፲፯")
+    assert "ሀ" in scoring("ሐምሌ 5 2016 ዓ.ም") and "ሐ" not in scoring("ሐምሌ 5 2016 ዓ.ም")
+
+
 def test_numerals_and_number_words_compare_equal_as_arabic_digits():
     forms = ["በ 2024 ዓ.ም", "በ ፳፻፳፬ ዓ.ም", "በ ሁለት ሺህ ሃያ አራት ዓ.ም", "በ ሁለት ሺሕ ሀያ አራት ዓ.ም"]
     normalized = {normalize_amharic(f, numerals="arabic", punctuation="remove") for f in forms}
@@ -201,3 +211,26 @@ def test_numerals_and_number_words_compare_equal_as_arabic_digits():
 @given(text=st.text(max_size=60), options=OPTIONS)
 def test_normalization_never_raises_on_any_text(text, options):
     assert isinstance(normalize_amharic(text, **options), str)
+
+
+def test_contract_names_are_importable_from_amharic_processing():
+    from utils import amharic_processing as am
+
+    contract = [
+        "is_ethiopic",
+        "script_ratio",
+        "normalize_amharic",
+        "ethiopic_to_int",
+        "int_to_ethiopic",
+        "ethiopic_numerals_to_arabic",
+        "number_to_amharic_words",
+        "amharic_words_to_number",
+        "to_gregorian",
+        "to_ethiopian",
+        "transliterate",
+        "decompose",
+    ]
+    assert all(callable(getattr(am, name)) for name in contract)
+    assert am.ethiopic_to_int("፲፱፻፹፭") == 1985 and am.int_to_ethiopic(101) == "፻፩"
+    assert am.amharic_words_to_number("ሁለት ሺህ ሃያ አራት") == 2024
+    assert am.transliterate(am.transliterate("ዓለም"), to="ethiopic") == "ዓለም"

@@ -157,6 +157,7 @@ def normalize_amharic(
     if times_dates:
         from utils.amharic.times_dates import normalize_times_and_dates
 
-        text = normalize_times_and_dates(text)
+        # its canonical month and era spellings (ታኅሣሥ, ዓ.ም) are folded like the rest
+        text = _fold_letters(normalize_times_and_dates(text), homophones, labialized)
     text = _apply_punctuation(text, punctuation)
     return _SPACES.sub(" ", text).strip()
