@@ -108,6 +108,7 @@ def test_punctuation_variants():
         "ሰላም, አለም; እንዴት ነህ? «ደህና» 3:30, 2.5 1,000."
     )
     assert normalize_amharic("ሀ፠ለ፨መ", punctuation="ascii") == "ሀ ለ መ"
+    assert normalize_amharic(":፥", punctuation="ascii") == "."  # stays so on a second pass
 
 
 def test_combining_marks_and_whitespace():

@@ -20,8 +20,9 @@ Steps, in order (each optional step named by its argument):
 6. `times_dates`: common written forms of times and dates are put in one form.
 7. Whitespace runs become one space; the ends are stripped.
 
-Latin text and digits inside Amharic text pass through untouched. The function is idempotent
-and never raises on any str.
+Latin text and digits inside Amharic text pass through untouched. The steps run until the text
+no longer changes (steps can enable one another), which makes the function idempotent; it
+never raises on any str.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ _DOUBLE_STOP = re.compile("፡፡|::")
 _DIGIT_COLON = re.compile(r"(?<=\d)፡(?=\d)")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _SPACES = re.compile(r"\s+")
+MAX_PASSES = 4  # in practice two settle every text
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -122,7 +124,8 @@ def _unify_separators(text: str) -> str:
 
 def _apply_punctuation(text: str, punctuation: Punctuation) -> str:
     if punctuation == "ascii":
-        return "".join(ASCII_PUNCTUATION.get(ch, ch) for ch in text)
+        text = "".join(ASCII_PUNCTUATION.get(ch, ch) for ch in text)
+        return text.replace("::", ".")  # a new "::" (from ":፥") is a full stop, as in step 4
     if punctuation == "remove":
         return _remove_punctuation(text)
     return text
@@ -144,12 +147,33 @@ def normalize_amharic(
     numerals: Numerals = "keep",
     times_dates: bool = False,
 ) -> str:
-    """Normalized `text` (see the module docstring for each step). Idempotent; never raises."""
+    """Normalized `text` (see the module docstring for each step). Idempotent; never raises on
+    text (a bad option value raises ValueError)."""
     if punctuation not in ("keep", "remove", "ascii"):
         raise ValueError(f"punctuation must be 'keep', 'remove' or 'ascii', not {punctuation!r}")
     if numerals not in ("keep", "arabic"):
         raise ValueError(f"numerals must be 'keep' or 'arabic', not {numerals!r}")
-    text = unicodedata.normalize("NFC", str(text)).translate(_MARKS)
+    steps = (homophones, labialized, punctuation, numerals, times_dates)
+    text = str(text)
+    # Steps can enable one another (a dot removed next to a number word lets it become digits),
+    # so the pipeline runs until the text is stable: that is what makes it idempotent.
+    for _ in range(MAX_PASSES):
+        once = _normalize_once(text, *steps)
+        if once == text:
+            break
+        text = once
+    return text
+
+
+def _normalize_once(
+    text: str,
+    homophones: bool,
+    labialized: bool,
+    punctuation: Punctuation,
+    numerals: Numerals,
+    times_dates: bool,
+) -> str:
+    text = unicodedata.normalize("NFC", text).translate(_MARKS)
     text = _fold_letters(text, homophones, labialized)
     text = _unify_separators(text)
     if numerals == "arabic":
