@@ -1,0 +1,1 @@
+"""Speech datasets: the canonical manifest, importers, validation, quality, splits."""

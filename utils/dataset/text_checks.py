@@ -1,0 +1,112 @@
+"""Checks of an utterance's text: empty, too long for the decoder, unexpected script."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from utils.amharic.script import script_shares
+
+# Below this share of its letters in the expected script, a text gets a warning (not a
+# rejection: code-switched Amharic with English words is legitimate).
+SCRIPT_WARNING_SHARE = 0.5
+EXPECTED_SCRIPT = {"am": "ethiopic", "ti": "ethiopic"}  # others: Latin-script languages only
+LATIN_LANGUAGES = frozenset(
+    [
+        "en",
+        "fr",
+        "de",
+        "es",
+        "it",
+        "pt",
+        "nl",
+        "sv",
+        "da",
+        "no",
+        "fi",
+        "pl",
+        "cs",
+        "sk",
+        "sl",
+        "hr",
+        "ro",
+        "hu",
+        "tr",
+        "id",
+        "ms",
+        "sw",
+        "so",
+        "ha",
+        "yo",
+        "ig",
+        "om",
+        "af",
+        "ca",
+        "eu",
+        "gl",
+        "et",
+        "lv",
+        "lt",
+        "mt",
+        "cy",
+        "ga",
+        "is",
+        "sq",
+        "vi",
+        "tl",
+    ]
+)
+
+
+class TextChecker:
+    """Text checks for one language, with the Whisper tokenizer loaded once on first use."""
+
+    def __init__(self, language: str):
+        self.language = language
+
+    @cached_property
+    def _normalizer(self):
+        from evaluation.normalizers import get_normalizer
+
+        return get_normalizer("auto", self.language)
+
+    @cached_property
+    def tokenizer(self):
+        """The default model's tokenizer (tokenizers.Tokenizer, from the offline model)."""
+        from tokenizers import Tokenizer
+
+        from utils.model_store import ensure_default_model
+
+        return Tokenizer.from_file(str(ensure_default_model() / "tokenizer.json"))
+
+    def normalize(self, text: str) -> str:
+        return self._normalizer(text)
+
+    def rejection(self, text: str) -> str:
+        """Why `text` cannot be a training label, or "" when it can."""
+        if not text.strip():
+            return "empty text"
+        from evaluation.token_cost import decoder_budget
+
+        budget = decoder_budget(text, self.tokenizer, language=self.language or None)
+        if not budget.fits:
+            return (
+                f"label needs {budget.total} decoder positions, over {budget.max_positions} "
+                f"({len(text)} characters; about 150 Ge'ez characters fit)"
+            )
+        return ""
+
+    def warnings(self, text: str) -> list[str]:
+        expected = EXPECTED_SCRIPT.get(self.language)
+        if expected is None and self.language in LATIN_LANGUAGES:
+            expected = "latin"
+        if expected is None:
+            return []
+        shares = script_shares(text)
+        letters = shares.ethiopic + shares.latin + shares.other
+        share = getattr(shares, expected) / letters if letters else 1.0
+        if share < SCRIPT_WARNING_SHARE:
+            return [
+                f"text is {share:.0%} {expected.capitalize()} script, unexpected for "
+                f"language {self.language!r}"
+            ]
+        return []
