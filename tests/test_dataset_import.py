@@ -190,26 +190,35 @@ def test_folder_with_sidecars(tmp_path):
     assert speakers == {"spk1/clip0": "spk1", "spk2/clip1": "spk2"}
 
 
-def test_real_ljspeech_folder_of_asterisk_prompts_keeps_every_prompt_that_fits(tmp_path):
-    """Every prompt up to 30 s is kept; the three longer ones are rejected by name until long
-    recordings are segmented on import (the open part of the datasets issue)."""
+def test_real_ljspeech_folder_of_asterisk_prompts_keeps_every_prompt(tmp_path):
+    """All prompts are kept; the few over 30 s are cut into utterances at their pauses."""
     prompts = asterisk_prompts()
     (tmp_path / "wavs").mkdir()
-    lines = []
+    lines, long_ones = [], set()
     for name, text in prompts.items():
         key = name.replace("/", "__")
         (tmp_path / "wavs" / f"{key}.wav").symlink_to(prompt_path(name))
         lines.append(f"{key}|{text}|{text}")
+        if sf.info(str(prompt_path(name))).duration > 30:
+            long_ones.add(key)
     (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    report = build_dataset(read_ljspeech(tmp_path, "en"), tmp_path / "out",
-                           ImportOptions(language="en"))  # fmt: skip
-    too_long = {key for key in (n.replace("/", "__") for n in prompts)
-                if sf.info(str(tmp_path / "wavs" / f"{key}.wav")).duration > 30}  # fmt: skip
-    assert {p.id for p in report.rejected} == too_long and len(too_long) <= 3
-    assert all("over 30 s" in p.reason for p in report.rejected)
-    assert report.kept == len(prompts) - len(too_long) >= 300
-    stats = dataset_stats(tmp_path / "out")
-    assert stats.n == report.kept and 0.2 < stats.hours < 1.0
+    out = tmp_path / "out"
+    report = build_dataset(read_ljspeech(tmp_path, "en"), out, ImportOptions(language="en"))
+    assert report.rejected == [] and 1 <= len(long_ones) <= 5
+    cut = {p.id for p in report.fixed if "cut into" in p.reason}
+    assert cut == long_ones
+    utterances = list(iter_manifest(out / MANIFEST_NAME))
+    assert {u.id.rsplit("-", 1)[0] for u in utterances if u.id not in prompts} >= long_ones
+    for key in long_ones:  # the pieces hold the whole transcript, in order
+        pieces = [u for u in utterances if u.id.startswith(f"{key}-")]
+        assert len(pieces) >= 2 and all(u.duration <= 30 for u in pieces)
+        assert " ".join(u.text for u in pieces) == " ".join(prompts_text(prompts, key).split())
+    stats = dataset_stats(out)
+    assert stats.n == report.kept >= len(prompts) and 0.2 < stats.hours < 1.0
+
+
+def prompts_text(prompts: dict[str, str], key: str) -> str:
+    return next(text for name, text in prompts.items() if name.replace("/", "__") == key)
 
 
 def test_cli_import_validate_and_stats(ljspeech_with_bad_items, tmp_path):

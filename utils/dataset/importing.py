@@ -16,7 +16,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -86,15 +86,27 @@ class ImportOptions:
     min_seconds: float = 0.1
     workers: int = 0  # 0: one per CPU
     measure_quality: bool = True
+    segment_long: bool = True  # cut longer recordings at pauses instead of rejecting them
+    model: str = "whisper-base"  # aligns transcripts of long recordings with its timestamps
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What becomes one utterance: all of an item, or one piece of a long recording."""
+
+    id: str
+    samples: np.ndarray
+    text: str
+    where: str
+    quality: dict | None = None
 
 
 @dataclass(frozen=True)
 class _Decoded:
     item: SourceItem
-    samples: np.ndarray | None = None
+    parts: tuple[_Part, ...] = ()
     fixes: tuple[str, ...] = ()
     error: str = ""
-    quality: dict | None = None
 
 
 def _cut(samples: np.ndarray, item: SourceItem) -> np.ndarray:
@@ -103,6 +115,34 @@ def _cut(samples: np.ndarray, item: SourceItem) -> np.ndarray:
     start = int((item.start or 0.0) * SAMPLE_RATE)
     end = samples.size if item.end is None else int(item.end * SAMPLE_RATE)
     return samples[start:end]
+
+
+def _measured(part: _Part, options: ImportOptions) -> _Part:
+    if not options.measure_quality:
+        return part
+    from utils.audio_quality import measure
+
+    return replace(part, quality=measure(part.samples, part.text).to_dict())
+
+
+def _pieces(samples: np.ndarray, item: SourceItem, options: ImportOptions) -> list[_Part]:
+    """A long recording cut into utterances at pauses, its transcript shared among them."""
+    from utils.dataset.segmenting import SegmentOptions, segment_recording
+    from utils.transcription.engine import load_engine
+
+    engine = load_engine(options.model)
+    language = item.language or options.language
+    segment = SegmentOptions(max_seconds=min(25.0, options.max_seconds))
+    pieces = segment_recording(samples, item.text, engine, language, segment)
+    return [
+        _Part(
+            f"{item.id}-{k:03d}",
+            samples[int(p.start * SAMPLE_RATE) : int(p.end * SAMPLE_RATE)],
+            p.text,
+            f"{item.where} @ {p.start:.2f}-{p.end:.2f} s",
+        )
+        for k, p in enumerate(pieces, 1)
+    ]
 
 
 def _decode(item: SourceItem, options: ImportOptions) -> _Decoded:
@@ -115,21 +155,24 @@ def _decode(item: SourceItem, options: ImportOptions) -> _Decoded:
     seconds = samples.size / SAMPLE_RATE
     if samples.size == 0 or not np.any(samples):
         return _Decoded(item, error="the audio is empty or all zeros")
-    if seconds > options.max_seconds:
-        return _Decoded(item, error=f"audio is {seconds:.1f} s, over {options.max_seconds:g} s")
     if seconds < options.min_seconds:
         return _Decoded(item, error=f"audio is {seconds:.3f} s, under {options.min_seconds:g} s")
+    parts = [_Part(item.id, samples, item.text, item.where)]
+    if seconds > options.max_seconds:
+        too_long = f"audio is {seconds:.1f} s, over {options.max_seconds:g} s"
+        if not options.segment_long or not item.text.strip():
+            return _Decoded(item, error=too_long)
+        parts = _pieces(samples, item, options)
+        if not parts:
+            return _Decoded(item, error=f"{too_long}, and no speech was found to cut it at")
     fixes = []
     if decoded.info.sample_rate != SAMPLE_RATE:
         fixes.append(f"resampled from {decoded.info.sample_rate} Hz to {SAMPLE_RATE} Hz")
     if decoded.info.channels != 1:
         fixes.append(f"mixed down from {decoded.info.channels} channels to mono")
-    quality = None
-    if options.measure_quality:
-        from utils.audio_quality import measure
-
-        quality = measure(samples, item.text).to_dict()
-    return _Decoded(item, samples, tuple(fixes), quality=quality)
+    if len(parts) > 1 or parts[0].id != item.id:
+        fixes.append(f"{seconds:.1f} s recording cut into {len(parts)} utterances at pauses")
+    return _Decoded(item, tuple(_measured(p, options) for p in parts), tuple(fixes))
 
 
 def _decoded_in_order(
@@ -170,8 +213,7 @@ def build_dataset(
     texts = TextChecker(options.language)
     with ManifestWriter(out / MANIFEST_NAME) as manifest:
         for done, result in enumerate(_decoded_in_order(items, options), 1):
-            utterance = _accept(result, out, texts, seen, report)
-            if utterance is not None:
+            for utterance in _accept(result, out, texts, seen, report):
                 manifest.write(utterance)
             if progress:
                 progress(done)
@@ -181,37 +223,47 @@ def build_dataset(
 
 def _accept(
     result: _Decoded | Problem, out: Path, texts: TextChecker, seen: set, report: ImportReport
-) -> Utterance | None:
-    """The manifest line for a decoded item, or None with the reason added to the report."""
+) -> list[Utterance]:
+    """The manifest lines for a decoded item; reasons for what is not kept go to the report."""
     if isinstance(result, Problem):
         report.rejected.append(result)
-        return None
+        return []
     item = result.item
-    reason = result.error or texts.rejection(item.text) or _duplicate(item.id, seen)
+    reason = result.error or _duplicate(item.id, seen)
     if reason:
         report.rejected.append(Problem(item.where, reason, item.id))
-        return None
+        return []
     seen.add(item.id)
-    for warning in texts.warnings(item.text):
-        report.warnings.append(Problem(item.where, warning, item.id))
     for fix in result.fixes:
         report.fixed.append(Problem(item.where, fix, item.id))
-    audio = f"audio/{_safe_name(item.id)}.wav"
-    _write_wav(out / audio, result.samples)
-    report.kept += 1
+    kept = []
+    for part in result.parts:
+        reason = texts.rejection(part.text)
+        if reason:
+            report.rejected.append(Problem(part.where, reason, part.id))
+            continue
+        report.warnings += [Problem(part.where, w, part.id) for w in texts.warnings(part.text)]
+        kept.append(_write_part(part, item, out, texts))
+    report.kept += len(kept)
+    return kept
+
+
+def _write_part(part: _Part, item: SourceItem, out: Path, texts: TextChecker) -> Utterance:
+    audio = f"audio/{_safe_name(part.id)}.wav"
+    _write_wav(out / audio, part.samples)
     return Utterance(
-        id=item.id,
+        id=part.id,
         audio=audio,
-        duration=round(result.samples.size / SAMPLE_RATE, 4),
+        duration=round(part.samples.size / SAMPLE_RATE, 4),
         sample_rate=SAMPLE_RATE,
-        text=item.text,
-        normalized_text=texts.normalize(item.text),
+        text=part.text,
+        normalized_text=texts.normalize(part.text),
         language=item.language or texts.language,
         speaker=item.speaker,
         split=item.split,
-        translation=item.translation,
-        quality=result.quality or {},
-        source=item.where,
+        translation=item.translation if part.id == item.id else None,  # not split with pieces
+        quality=part.quality or {},
+        source=part.where,
     )
 
 
