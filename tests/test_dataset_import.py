@@ -241,3 +241,15 @@ def test_cli_import_validate_and_stats(ljspeech_with_bad_items, tmp_path):
     }  # fmt: skip
     missing = cli("stats", str(tmp_path / "nowhere"))
     assert missing.returncode == 1 and missing.stderr.startswith("error:")
+
+
+def test_export_back_to_ljspeech_layout_reimports_the_same(imported, tmp_path):
+    from utils.dataset.export import export_ljspeech
+
+    out, _, _ = imported
+    assert export_ljspeech(out, tmp_path / "lj") == 5
+    again = build_dataset(read_ljspeech(tmp_path / "lj", "am"), tmp_path / "again",
+                          ImportOptions(language="am", measure_quality=False))  # fmt: skip
+    assert again.kept == 5 and again.fixed == []  # already 16 kHz mono
+    texts = [u.text for u in iter_manifest(out / MANIFEST_NAME)]
+    assert [u.text for u in iter_manifest(tmp_path / "again" / MANIFEST_NAME)] == texts
