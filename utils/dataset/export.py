@@ -14,8 +14,8 @@ def export_ljspeech(root: str | os.PathLike, out: str | os.PathLike, split: str 
     """Write the utterances of `root` (only those of `split` when given) to `out`; returns how
     many. The label goes in both text columns: LJSpeech's third column is the text with
     numbers spelled out, which readers train on, and our `normalized_text` is a scoring form
-    (no punctuation), not that. Audio is hard-linked when possible (same file system), else copied. A text's `|` and
-    line breaks, which the layout cannot hold, become spaces."""
+    (no punctuation), not that. Audio is hard-linked when possible (same file system), else
+    copied. A text's `|` and line breaks, which the layout cannot hold, become spaces."""
     root, out = Path(root), Path(out)
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     count = 0
