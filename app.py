@@ -25,6 +25,7 @@ import gradio as gr
 
 from api.auth import AccessPolicy
 from api.routes import register_router, transcription_router, websocket_router
+from ui_components.datasets_tab import build_datasets_tab
 from ui_components.transcribe_tab import build_transcribe_tab
 
 TOGGLE_THEME_JS = "() => { document.body.classList.toggle('dark'); }"
@@ -47,8 +48,11 @@ def build_ui(default_model: str | None = None) -> gr.Blocks:
             gr.Markdown("# Whisper Studio")
             toggle = gr.Button("Light / dark", size="sm", scale=0, elem_id="theme-toggle")
         toggle.click(None, js=TOGGLE_THEME_JS)
-        with gr.Tabs(), gr.Tab("Transcribe", id="transcribe"):
-            build_transcribe_tab(default_model)
+        with gr.Tabs():
+            with gr.Tab("Datasets", id="datasets"):
+                build_datasets_tab()
+            with gr.Tab("Transcribe", id="transcribe"):
+                build_transcribe_tab(default_model)
     return demo
 
 

@@ -70,7 +70,7 @@ def page(fake_microphone):
 
 def test_layout_and_theme_toggle(page, app_url):
     page.goto(app_url)
-    page.get_by_role("tab", name="Transcribe").wait_for()
+    page.get_by_role("tab", name="Transcribe").click()
     page.get_by_text("Advanced decoding").wait_for(state="visible")
     assert page.get_by_role("button", name="Transcribe", exact=True).is_visible()
     dark_before = page.evaluate("document.body.classList.contains('dark')")
@@ -81,7 +81,7 @@ def test_layout_and_theme_toggle(page, app_url):
 
 def test_microphone_recording_is_transcribed(page, app_url):
     page.goto(app_url)
-    page.get_by_role("tab", name="Transcribe").wait_for()
+    page.get_by_role("tab", name="Transcribe").click()
     page.get_by_role("button", name="Record").first.click()
     page.wait_for_timeout(6500)
     page.get_by_role("button", name="Stop").first.click()

@@ -65,3 +65,30 @@ def test_sentences_from_a_tsv_carry_their_translation(tmp_path, rows):
     plain = tmp_path / "plain.txt"
     plain.write_text("ሰላም።\n\nደህና ሁን።\n", encoding="utf-8")
     assert [s.text for s in tts.read_sentences(plain)] == ["ሰላም።", "ደህና ሁን።"]
+
+
+def test_demo_command_then_split_filter_and_export(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "prepare_ljspeech_dataset.py", *args], cwd=root,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = str(tmp_path / "demo")
+    assert "kept 12" in cli("demo", "--out", out, "--limit", "12", "--voices", "3")
+    corpus = tts.read_sentences(tts.CORPUS)
+    assert len(corpus) >= 500 and all(s.translation for s in corpus)
+    utterances = list(iter_manifest(Path(out) / MANIFEST_NAME))
+    assert all(u.translation and u.translation.language == "en" for u in utterances)
+    assert "train:" in cli("split", out, "--reassign", "--seed", "2")
+    filtered = json.loads(cli("filter", out, "--max-seconds", "30"))
+    assert filtered["kept"] == 12 and filtered["version"] >= 2
+    assert "12 utterances" in cli("export", out, "--out", str(tmp_path / "lj"))
+    assert (tmp_path / "lj" / "metadata.csv").read_text(encoding="utf-8").count("\n") == 12

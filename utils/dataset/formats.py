@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from utils.dataset.corpora import CORPUS_READERS
 from utils.dataset.importing import Problem, SourceItem
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac")
@@ -77,4 +78,5 @@ def read_folder(root: str | os.PathLike, language: str = "") -> Items:
         )  # fmt: skip
 
 
-READERS = {"ljspeech": read_ljspeech, "folder": read_folder}
+# CLI format name -> importer; corpora.py never imports this module, so no import cycle.
+READERS = {"ljspeech": read_ljspeech, "folder": read_folder, **CORPUS_READERS}
