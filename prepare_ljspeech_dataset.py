@@ -4,6 +4,7 @@
       FORMAT: ljspeech, commonvoice, fleurs, kaldi, hf, jsonl, csv or folder; for csv the
       --audio-column, --text-column, --id-column, --speaker-column and --split-column options
       name the header's columns
+      --dvc (also on synth and demo): track the dataset with `dvc add` (in a DVC repository)
   python prepare_ljspeech_dataset.py synth --language am --text FILE --out DIR [--voices N] [--limit N]
   python prepare_ljspeech_dataset.py demo --out DIR      (the Amharic demo dataset)
   python prepare_ljspeech_dataset.py validate DIR
@@ -26,6 +27,7 @@ from dataclasses import asdict
 
 from utils.dataset import actions
 from utils.dataset.corpora import CsvColumns
+from utils.dataset.dvc import DvcUnavailableError, track_with_dvc
 from utils.dataset.filtering import FilterOptions, apply_filter
 from utils.dataset.formats import READERS
 from utils.dataset.importing import ImportOptions, ImportReport
@@ -36,11 +38,13 @@ FILTER_FIELDS = ("min_snr_db", "max_clipping_ratio", "min_seconds", "max_seconds
                  "min_chars_per_second", "max_chars_per_second")  # fmt: skip
 
 
-def _report(report: ImportReport, out) -> int:
+def _report(report: ImportReport, out, args: argparse.Namespace) -> int:
     print(file=sys.stderr)
     for problem in report.rejected[:50]:
         print(f"rejected {problem}", file=sys.stderr)
     print(f"{out}: {report.summary()}")
+    if args.dvc:
+        print(f"tracked with DVC: {track_with_dvc(out)}")
     return 0
 
 
@@ -49,7 +53,7 @@ def run_import(args: argparse.Namespace) -> int:
     options = ImportOptions(language=args.language, workers=args.workers)
     extra = {"columns": csv_columns(args)} if args.format == "csv" else {}
     report = actions.import_dataset(args.format, args.source, out, options, _dots, **extra)
-    return _report(report, out)
+    return _report(report, out, args)
 
 
 def csv_columns(args: argparse.Namespace) -> CsvColumns:
@@ -67,7 +71,7 @@ def run_synth(args: argparse.Namespace) -> int:
     options = SynthOptions(language=args.language, voices=args.voices, limit=args.limit,
                            seed=args.seed)  # fmt: skip
     out = actions.dataset_path(args.out)
-    return _report(actions.synthesize(text, out, options, _dots), out)
+    return _report(actions.synthesize(text, out, options, _dots), out, args)
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -126,6 +130,7 @@ def _import_parser(commands) -> None:
     importer.add_argument("--out", required=True)
     importer.add_argument("--language", default="am")
     importer.add_argument("--workers", type=int, default=0, help="0: one per CPU")
+    importer.add_argument("--dvc", action="store_true", help="track the result with dvc add")
     for column, default in (("audio", "audio"), ("text", "text"), ("id", ""), ("speaker", ""),
                             ("split", "")):  # fmt: skip
         importer.add_argument(f"--{column}-column", default=default, help="csv only")
@@ -143,6 +148,7 @@ def _synth_parsers(commands) -> None:
         parser.add_argument("--voices", type=int, default=4)
         parser.add_argument("--limit", type=int, default=None)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--dvc", action="store_true", help="track the result with dvc add")
         parser.set_defaults(run=run_synth)
 
 
@@ -186,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (OSError, ValueError) as exc:  # a bad path, manifest or option: one line
+    except (OSError, ValueError, DvcUnavailableError) as exc:  # one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
