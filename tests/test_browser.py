@@ -93,3 +93,30 @@ def test_microphone_recording_is_transcribed(page, app_url):
     )
     text = transcript.input_value().lower()
     assert "agent" in text and "pound" in text, text
+
+
+def test_datasets_dashboard_plots_and_plays_a_selected_sample(page, app_url, workspace):
+    from augmentation.tts import Sentence, SynthOptions, synthesize_dataset
+
+    sentences = [Sentence("b1", "ሰላም ነህ ወይ?"), Sentence("b2", "አዲስ አበባ ትልቅ ከተማ ናት።")]
+    synthesize_dataset(sentences, workspace.datasets / "browser-set", SynthOptions(voices=1))
+    page.goto(app_url)
+    page.get_by_role("tab", name="Datasets").click()
+    picker = page.locator("#dataset-picker input")
+    picker.fill("browser-set")
+    picker.press("Enter")
+    page.get_by_role("button", name="Refresh statistics").click()
+    page.wait_for_function(
+        "() => document.querySelector('#dataset-summary')?.innerText.includes('2 utterances')",
+        timeout=60_000,
+    )
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7")
+    page.locator('#worst-samples [data-testid="cell-0-0"]').click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#sample-plot .js-plotly-plot').length == 1",
+        timeout=30_000,
+    )
+    link = page.locator('#sample-audio [data-testid="download-link"]')
+    link.wait_for(timeout=30_000)
+    assert link.get_attribute("href").endswith(".wav")  # the selected sample is loaded to play
+    assert page.locator('#sample-audio [data-testid="waveform-Sample"]').is_visible()

@@ -204,12 +204,16 @@ def _split_section() -> tuple[list[Any], gr.Button]:
 def _dashboard_section():
     with gr.Accordion("Statistics", open=True):
         refresh = gr.Button("Refresh statistics")
-        summary = gr.Markdown()
+        summary = gr.Markdown(elem_id="dataset-summary")
         plots = [gr.Plot(label=key) for key in FIGURES]
-        worst = gr.Dataframe(headers=WORST_COLUMNS, label="Worst samples (lowest SNR): select "
-                             "a row to play it", interactive=False)  # fmt: skip
-        audio = gr.Audio(label="Sample", type="filepath")
-        picture = gr.Plot(label="Waveform and spectrogram")
+        worst = gr.Dataframe(
+            headers=WORST_COLUMNS,
+            label="Worst samples (lowest SNR): select a row to play it",
+            interactive=False,
+            elem_id="worst-samples",
+        )
+        audio = gr.Audio(label="Sample", type="filepath", elem_id="sample-audio")
+        picture = gr.Plot(label="Waveform and spectrogram", elem_id="sample-plot")
     return refresh, summary, plots, worst, audio, picture
 
 
@@ -226,6 +230,7 @@ def build_datasets_tab() -> None:
     """Render the tab inside the current Blocks context."""
     with gr.Row():
         dataset = gr.Dropdown(actions.list_datasets(), label="Dataset", allow_custom_value=True,
+                              elem_id="dataset-picker",
                               scale=4)  # fmt: skip
         reload = gr.Button("Refresh list", size="sm", scale=1)
         language = gr.Textbox("am", label="Language", scale=1)
