@@ -38,7 +38,9 @@ def ljspeech(tmp_path_factory):
 
 
 def _import(client, **overrides):
-    form = {"format": "ljspeech", "archive": None, "path": "", "name": "", "language": "en"}
+    form = {"format": "ljspeech", "archive": None, "path": "", "name": ""}
+    form |= {"csv_audio": "audio", "csv_text": "text", "csv_id": "", "csv_speaker": "",
+             "csv_split": "", "dvc": False, "language": "en"}  # fmt: skip
     form |= overrides
     return client.predict(*form.values(), api_name="/import_dataset")
 
@@ -59,6 +61,20 @@ def test_import_from_path_then_stats_filter_and_split(client, ljspeech, workspac
     assert len(kept) == 3 and all(u.quality["snr_db"] >= threshold for u in kept)
     splits = client.predict("tab-lj", 0.34, 0.0, 1, False, api_name="/split_dataset")
     assert "train:" in splits and "validation:" in splits
+
+
+def test_import_csv_with_named_columns_and_say_why_dvc_did_not_track(client, ljspeech, tmp_path):
+    import csv
+
+    table = tmp_path / "clips.csv"
+    with open(table, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "transcript", "who"])
+        for i in range(3):
+            writer.writerow([str(ljspeech / "wavs" / f"u{i}.wav"), f"words {i}", f"spk{i % 2}"])
+    report, _ = _import(client, format="csv", path=str(table), name="tab-csv", csv_audio="file",
+                        csv_text="transcript", csv_speaker="who", dvc=True)  # fmt: skip
+    assert "kept 3" in report and "Not tracked with DVC" in report
 
 
 def test_import_from_an_uploaded_archive(client, ljspeech, tmp_path):

@@ -20,6 +20,7 @@ from utils.dataset.splits import SplitOptions, assign_splits
 FORMATS = ("ljspeech", "commonvoice", "fleurs", "kaldi", "hf", "jsonl", "csv", "folder")
 FIGURES = ("duration", "snr", "chars", "tokens", "splits", "speakers", "characters")
 WORST_COLUMNS = ["id", "seconds", "SNR dB", "clipping", "chars/s", "text"]
+CSV_DEFAULTS = {"audio": "audio", "text": "text", "id": "", "speaker": "", "split": ""}
 FILTER_FIELDS = ("min_snr_db", "max_clipping_ratio", "min_seconds", "max_seconds",
                  "min_chars_per_second", "max_chars_per_second")  # fmt: skip
 
@@ -56,12 +57,32 @@ def import_handler(values: dict[str, Any], progress: Any) -> tuple[str, Any]:
             raise ValueError("Upload an archive or give a path on the server.")
         options = ImportOptions(language=values["language"] or "am")
         out = actions.dataset_path(name)
+        extra = {"columns": _csv_columns(values)} if values["format"] == "csv" else {}
         report = actions.import_dataset(
-            values["format"], source, out, options, _progress_of(progress, "importing")
+            values["format"], source, out, options, _progress_of(progress, "importing"), **extra
         )
     except (ValueError, OSError) as exc:
         raise gr.Error(str(exc)) from exc
-    return report_markdown(report, name), gr.Dropdown(choices=actions.list_datasets(), value=name)
+    text = report_markdown(report, name)
+    if values.get("dvc"):
+        text += "\n\n" + _track(out)
+    return text, gr.Dropdown(choices=actions.list_datasets(), value=name)
+
+
+def _csv_columns(values: dict[str, Any]):
+    from utils.dataset.corpora import CsvColumns
+
+    return CsvColumns(**{c: (values.get(f"csv_{c}") or "").strip() for c in CSV_DEFAULTS})
+
+
+def _track(out: Path) -> str:
+    """Track the dataset with DVC; the reason when it cannot (the dataset is kept either way)."""
+    from utils.dataset.dvc import DvcUnavailableError, track_with_dvc
+
+    try:
+        return f"Tracked with DVC: `{track_with_dvc(out).name}` (commit it with git)."
+    except DvcUnavailableError as exc:
+        return f"Not tracked with DVC: {exc}"
 
 
 def synth_handler(values: dict[str, Any], progress: Any) -> tuple[str, Any]:
@@ -156,6 +177,12 @@ def _import_section(language: gr.Textbox) -> tuple[dict[str, Any], gr.Button]:
             "name": gr.Textbox(label="New dataset name"),
         }  # fmt: skip
         run = gr.Button("Import", variant="primary")
+    with gr.Row():
+        controls |= {
+            f"csv_{column}": gr.Textbox(default, label=f"CSV {column} column")
+            for column, default in CSV_DEFAULTS.items()
+        }
+        controls["dvc"] = gr.Checkbox(False, label="Track with DVC (dvc add)")
     return controls | {"language": language}, run
 
 
