@@ -61,6 +61,10 @@ def test_import_from_path_then_stats_filter_and_split(client, ljspeech, workspac
     assert len(kept) == 3 and all(u.quality["snr_db"] >= threshold for u in kept)
     splits = client.predict("tab-lj", 0.34, 0.0, 1, False, api_name="/split_dataset")
     assert "train:" in splits and "validation:" in splits
+    before = (workspace.datasets / "tab-lj" / MANIFEST_NAME).read_bytes()
+    with pytest.raises(Exception, match="already holds a dataset"):
+        _import(client, path=str(ljspeech), name="tab-lj")
+    assert (workspace.datasets / "tab-lj" / MANIFEST_NAME).read_bytes() == before
 
 
 def test_import_csv_with_named_columns_and_say_why_dvc_did_not_track(client, ljspeech, tmp_path):

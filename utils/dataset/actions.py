@@ -67,6 +67,15 @@ def _inside(root: Path, member: str) -> None:
         raise ValueError(f"archive member {member!r} would be written outside the upload folder")
 
 
+def _refuse_existing(out: str | os.PathLike) -> None:
+    """A finished dataset is never overwritten by a new import or synthesis."""
+    if (Path(out) / MANIFEST_NAME).is_file():
+        raise ValueError(
+            f"{out} already holds a dataset; choose another name (filters and splits write new "
+            "versions of an existing one)"
+        )
+
+
 def import_dataset(
     format_name: str,
     source: str | os.PathLike,
@@ -81,6 +90,7 @@ def import_dataset(
 
     if format_name not in READERS:
         raise ValueError(f"unknown format {format_name!r}; choose one of {', '.join(READERS)}")
+    _refuse_existing(out)
     source = Path(source)
     if not source.exists():
         raise ValueError(f"{source}: no such file or folder")
@@ -101,6 +111,7 @@ def synthesize(
     """Speak the sentences of `text_file` with espeak-ng into the dataset folder `out`."""
     from augmentation.tts import read_sentences, synthesize_dataset
 
+    _refuse_existing(out)
     report = synthesize_dataset(read_sentences(text_file), out, options, progress)
     record_step(out, {"step": "synth", "source": str(Path(text_file).resolve()),
                       "options": {"language": options.language, "voices": options.voices,
