@@ -1,0 +1,1 @@
+"""Fine-tuning Whisper: configuration, data, the Lightning module and the run loop."""
