@@ -143,9 +143,9 @@ def split_handler(name: str, validation: float, test: float, seed: float, keep: 
 
 def dashboard(name: str) -> tuple:
     """The figures and the worst-samples table of a dataset."""
-    from utils.dataset.text_checks import TextChecker
+    from utils.dataset.text_checks import default_tokenizer
 
-    data = overview(_dataset(name), TextChecker("").tokenizer)
+    data = overview(_dataset(name), default_tokenizer())
     figures = overview_figures(data)
     rows = [[s.id, round(s.duration, 2), s.snr_db, s.clipping_ratio, s.chars_per_second, s.text]
             for s in data.worst]  # fmt: skip

@@ -59,18 +59,13 @@ _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _TOKEN = re.compile(rf"{_NUMBER.pattern}(?!\w)|\w+")
 
 
-def _series(source: int, target: int) -> dict[str, str]:
-    """Orders 1-7 of the series starting at `source` onto those of `target` (rows of 8)."""
-    return {chr(source + k): chr(target + k) for k in range(7)}
-
-
 def _fold_table() -> dict[int, str | None]:
-    table = _series(0x1210, 0x1200) | _series(0x1280, 0x1200) | _series(0x12B8, 0x1200)
-    table |= _series(0x1220, 0x1230) | _series(0x12D0, 0x12A0) | _series(0x1340, 0x1338)
-    fourth = {"ሃ": "ሀ", "ኣ": "አ"}  # 4th-order laryngeals sound like the 1st
-    letters = {k: fourth.get(v, v) for k, v in table.items()} | fourth
-    marks: dict[int, str | None] = dict.fromkeys(range(0x135D, 0x1360))  # gemination marks
-    return {ord(k): v for k, v in letters.items()} | marks
+    """The normalizer's homophone folding, plus dropping the gemination marks."""
+    from utils.amharic.normalize import HOMOPHONES
+    from utils.amharic.script import COMBINING_MARKS
+
+    marks: dict[int, str | None] = dict.fromkeys(map(ord, COMBINING_MARKS))
+    return {ord(k): v for k, v in HOMOPHONES.items()} | marks
 
 
 _FOLD = _fold_table()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from functools import cached_property
 
 from utils.amharic.script import script_shares
@@ -57,6 +58,16 @@ LATIN_LANGUAGES = frozenset(
 )
 
 
+@functools.cache
+def default_tokenizer():
+    """The default model's tokenizer (tokenizers.Tokenizer), loaded once per process."""
+    from tokenizers import Tokenizer
+
+    from utils.model_store import ensure_default_model
+
+    return Tokenizer.from_file(str(ensure_default_model() / "tokenizer.json"))
+
+
 class TextChecker:
     """Text checks for one language, with the Whisper tokenizer loaded once on first use."""
 
@@ -69,14 +80,9 @@ class TextChecker:
 
         return get_normalizer("auto", self.language)
 
-    @cached_property
+    @property
     def tokenizer(self):
-        """The default model's tokenizer (tokenizers.Tokenizer, from the offline model)."""
-        from tokenizers import Tokenizer
-
-        from utils.model_store import ensure_default_model
-
-        return Tokenizer.from_file(str(ensure_default_model() / "tokenizer.json"))
+        return default_tokenizer()
 
     def normalize(self, text: str) -> str:
         return self._normalizer(text)
