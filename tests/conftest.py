@@ -53,3 +53,54 @@ def engine(default_model_dir):
     from utils.transcription.engine import load_engine
 
     return load_engine("whisper-base", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tmp_path_factory, hf_model_dir) -> Path:
+    """A randomly initialised tiny Whisper (2+2 layers, d_model 64) in transformers format, with
+    the default model's tokenizer, feature extractor and generation config: trains in
+    milliseconds per step."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
+
+    base = WhisperConfig.from_pretrained(hf_model_dir)
+    config = WhisperConfig(
+        vocab_size=base.vocab_size, num_mel_bins=base.num_mel_bins, d_model=64,
+        encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=128, decoder_ffn_dim=128,
+        max_source_positions=1500, max_target_positions=448,
+        decoder_start_token_id=base.decoder_start_token_id, pad_token_id=base.pad_token_id,
+        bos_token_id=base.bos_token_id, eos_token_id=base.eos_token_id,
+        begin_suppress_tokens=base.begin_suppress_tokens, suppress_tokens=base.suppress_tokens,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig.from_pretrained(hf_model_dir)
+    model.generation_config.alignment_heads = [[1, 0]]
+    out = tmp_path_factory.mktemp("tiny-whisper")
+    model.save_pretrained(out)
+    WhisperProcessor.from_pretrained(hf_model_dir).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset_dir(tmp_path_factory) -> Path:
+    """Twelve short Amharic utterances spoken by espeak-ng (3 voices), with train/validation/test
+    splits; the test split is a held-out voice."""
+    from augmentation.tts import Sentence, SynthOptions, synthesize_dataset
+
+    texts = ["ሰላም ነህ ወይ?", "አዲስ አበባ ትልቅ ከተማ ናት።", "ጎንደር ከዚህ ሩቅ ነው።", "ዛሬ ዝናብ ዘነበ።",
+             "ገበያ ሄጄ ቲማቲም ገዛሁ።", "ልጆቹ ትምህርት ቤት ሄዱ።", "ቡና እንጠጣ።", "መጽሐፉን አነበብኩ።",
+             "ነገ እንገናኛለን።", "ውሃ ጠማኝ።", "አባቴ ገበሬ ነው።", "እናቴ እንጀራ ጋገረች።"]  # fmt: skip
+    out = tmp_path_factory.mktemp("datasets") / "tiny-am"
+    options = SynthOptions(voices=3, validation=2 / 12, test=2 / 12)
+    report = synthesize_dataset(
+        [Sentence(f"s{i:02d}", t) for i, t in enumerate(texts)], out, options
+    )
+    assert report.kept == len(texts), report.rejected
+    return out

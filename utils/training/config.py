@@ -67,6 +67,7 @@ class TrainConfig:
     curriculum_steps: int = 0  # steps over which the hardest samples are phased in
     # evaluation and stopping
     val_every_steps: int = 200
+    checkpoint_every_steps: int = 100  # last.ckpt, for resume after a crash or kill
     early_stopping_patience: int = 0  # validations without improvement; 0 = off
     generation_max_tokens: int = 224
     seed: int = 0
@@ -182,6 +183,9 @@ def _range_problems(c: TrainConfig) -> list[str]:
         ),
         "devices and num_nodes must be at least 1" if min(c.devices, c.num_nodes) < 1 else "",
         "num_workers must be >= 0" if c.num_workers < 0 else "",
+        "val_every_steps and checkpoint_every_steps must be at least 1"
+        if min(c.val_every_steps, c.checkpoint_every_steps) < 1
+        else "",
         "generation_max_tokens must be in 1..224"
         if not 1 <= c.generation_max_tokens <= 224
         else "",

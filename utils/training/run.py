@@ -1,0 +1,304 @@
+"""One fine-tuning run end to end: config and dataset facts saved, the Lightning trainer built and
+run (or resumed from `last.ckpt`), a final validation, the adapter and merged model exported
+and registered, and every stage reported in the run's event log."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from utils.dataset.actions import dataset_path
+from utils.dataset.store import fingerprint
+from utils.training import artifacts as files
+from utils.training.callbacks import LAST_CHECKPOINT, AtomicCheckpointIO, EventLog, StopOnRequest
+from utils.training.config import ConfigError, TrainConfig
+from utils.training.events import STOP_NAME, EventWriter
+from utils.training.model import (
+    count_parameters,
+    load_base_model,
+    make_trainable,
+    save_adapter,
+    save_merged,
+)
+from utils.training.module import NonFiniteLossError, WhisperFineTuner
+from utils.training.strategies import HardwarePlan, plan_hardware
+from utils.workspace import Workspace, get_workspace
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    state: str  # "finished" | "stopped" | "failed"
+    message: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    model_dir: Path | None = None  # the merged model registered for transcription
+
+
+def is_rank_zero() -> bool:
+    return rank_zero_only.rank == 0
+
+
+def resume_config(run_dir: Path, max_steps: int | None = None) -> TrainConfig:
+    """The saved config of `run_dir` (max_steps raised when given, to train further)."""
+    config = TrainConfig.load(run_dir / files.CONFIG_NAME)
+    if not (run_dir / files.CHECKPOINTS / LAST_CHECKPOINT).is_file():
+        raise ConfigError(
+            f"{run_dir}: nothing to resume (no {files.CHECKPOINTS}/{LAST_CHECKPOINT})"
+        )
+    return config.with_overrides([f"max_steps={max_steps}"]) if max_steps else config
+
+
+def _prepare(config: TrainConfig, run_dir: Path, resume: bool, writer: EventWriter) -> Path:
+    """Save the config and dataset facts; refuse to start afresh over a run with checkpoints."""
+    data_dir = dataset_path(config.dataset)
+    if not (data_dir / "manifest.jsonl").is_file():
+        raise ConfigError(f"dataset {config.dataset!r}: no manifest.jsonl in {data_dir}")
+    if not is_rank_zero():
+        return data_dir
+    checkpoints = run_dir / files.CHECKPOINTS
+    if not resume and checkpoints.is_dir() and any(checkpoints.iterdir()):
+        raise ConfigError(f"{run_dir} already holds a run with checkpoints; resume it instead")
+    (run_dir / STOP_NAME).unlink(missing_ok=True)
+    facts = {"path": str(data_dir.resolve()), "fingerprint": fingerprint(data_dir)}
+    saved = files.read_json(run_dir / files.DATASET_NAME)
+    if resume and saved and saved.get("fingerprint") != facts["fingerprint"]:
+        writer.log(
+            "the dataset changed since this run started: the data order and "
+            "held-out split may differ from the interrupted run",
+            level="warning",
+        )
+    config.save(run_dir / files.CONFIG_NAME)
+    files.write_json(run_dir / files.DATASET_NAME, facts)
+    return data_dir
+
+
+def _augmenters(config: TrainConfig) -> tuple[Any, Any]:
+    audio = spec = None
+    if config.augment and config.augment_strength > 0:
+        from augmentation.audio_aug import AudioAugmentConfig, AudioAugmenter
+
+        audio = AudioAugmenter(AudioAugmentConfig(strength=config.augment_strength))
+    if config.spec_augment:
+        from augmentation.spec_aug import SpecAugment, SpecAugmentConfig
+
+        spec = SpecAugment(SpecAugmentConfig())
+    return audio, spec
+
+
+def _callbacks(config: TrainConfig, run_dir: Path, writer: EventWriter) -> list[L.Callback]:
+    checkpoints = run_dir / files.CHECKPOINTS
+    callbacks: list[L.Callback] = [
+        EventLog(writer, config.max_steps),
+        StopOnRequest(run_dir, checkpoints),
+        ModelCheckpoint(
+            checkpoints,
+            filename="last",
+            every_n_train_steps=config.checkpoint_every_steps,
+            save_top_k=1,
+            enable_version_counter=False,
+        ),
+        ModelCheckpoint(
+            checkpoints,
+            filename="best",
+            monitor="val/cer",
+            mode="min",
+            save_top_k=1,
+            enable_version_counter=False,
+            save_on_train_epoch_end=False,
+        ),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(
+            EarlyStopping(
+                "val/cer",
+                patience=config.early_stopping_patience,
+                mode="min",
+                check_on_train_epoch_end=False,
+            )
+        )
+    return callbacks
+
+
+def build_trainer(
+    config: TrainConfig, run_dir: Path, plan: HardwarePlan, callbacks: list[L.Callback]
+) -> L.Trainer:
+    deepspeed = config.strategy.startswith("deepspeed")
+    return L.Trainer(
+        accelerator=plan.accelerator,
+        devices=plan.devices,
+        num_nodes=plan.num_nodes,
+        strategy=plan.strategy,
+        precision=plan.precision,
+        max_steps=config.max_steps,
+        max_epochs=-1,
+        accumulate_grad_batches=config.accumulate_grad_batches,
+        gradient_clip_val=config.gradient_clip or None,
+        val_check_interval=config.val_every_steps * config.accumulate_grad_batches,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        logger=TensorBoardLogger(run_dir, name=files.TENSORBOARD, version=""),
+        callbacks=callbacks,
+        plugins=None if deepspeed else [AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # the data module shards its own resumable sampler
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        default_root_dir=run_dir,
+    )
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    workspace: Workspace | None = None,
+    callbacks: Sequence[L.Callback] = (),
+    export: bool = True,
+) -> RunResult:
+    """Train `config` into `run_dir` (resume from its last checkpoint when `resume`); every
+    outcome, failures included, ends with an "end" event and a `RunResult`.
+
+    `callbacks` are added to the trainer's (e.g. a search's pruning); `export=False` skips the
+    adapter, merged model and registry entry (metrics.json is still written)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    workspace = workspace or get_workspace()
+    writer = EventWriter(run_dir)
+    try:
+        return _train(config, run_dir, resume, workspace, writer, list(callbacks), export)
+    except (NonFiniteLossError, ConfigError, ValueError, MemoryError, RuntimeError) as exc:
+        message = str(exc) or type(exc).__name__
+        if is_rank_zero():
+            writer.write("end", state="failed", message=message)
+        return RunResult(run_dir, "failed", message)
+
+
+@dataclass(frozen=True)
+class _Context:
+    config: TrainConfig
+    run_dir: Path
+    workspace: Workspace
+    writer: EventWriter
+    export: bool
+    started: float = field(default_factory=time.monotonic)
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    workspace: Workspace,
+    writer: EventWriter,
+    extra_callbacks: list[L.Callback],
+    export: bool,
+) -> RunResult:
+    context = _Context(config, run_dir, workspace, writer, export)
+    data_dir = _prepare(config, run_dir, resume, writer)
+    plan = plan_hardware(config)
+    base = load_base_model(config.model, workspace)
+    L.seed_everything(config.seed, verbose=False)  # LoRA's initial weights come from the RNG
+    model = make_trainable(base.model, config)
+    from utils.training.data import WhisperDataModule
+
+    audio_aug, spec_aug = _augmenters(config)
+    data = WhisperDataModule(data_dir, config, base.processor, audio_aug, spec_aug)
+    module = WhisperFineTuner(model, base.processor.tokenizer, config)
+    callbacks = _callbacks(config, run_dir, writer) + extra_callbacks
+    trainer = build_trainer(config, run_dir, plan, callbacks)
+    last = run_dir / files.CHECKPOINTS / LAST_CHECKPOINT
+    if is_rank_zero():
+        writer.write(
+            "start",
+            max_steps=config.max_steps,
+            config=config.to_dict(),
+            resumed=resume,
+            devices=plan.description,
+            parameters=count_parameters(model).describe(),
+        )
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    stopper = next(c for c in callbacks if isinstance(c, StopOnRequest))
+    if stopper.stopped:
+        message = f"stopped at step {trainer.global_step}; resume to continue"
+        if is_rank_zero():
+            writer.write("end", state="stopped", message=message, step=trainer.global_step)
+        return RunResult(run_dir, "stopped", message)
+    trainer.save_checkpoint(last)  # the final state stays resumable (to train further)
+    metrics = _final_metrics(context, trainer, module, data)
+    return _export(context, module, base.processor, metrics, trainer.global_step)
+
+
+def _final_metrics(
+    context: _Context, trainer: L.Trainer, module: WhisperFineTuner, data: Any
+) -> dict[str, Any]:
+    """Validate the final weights; when the best checkpoint scored a lower CER, load it and
+    report (and later export) that one."""
+    final = _validate(trainer, module, data)
+    best_path = context.run_dir / files.CHECKPOINTS / "best.ckpt"
+    exported, figures = "final", final
+    if best_path.is_file():
+        best = torch.load(best_path, map_location="cpu", weights_only=False)
+        if _better(best, final):
+            module.load_state_dict(best["state_dict"], strict=module.strict_loading)
+            exported, figures = "best", _validate(trainer, module, data)
+    return {
+        **figures,
+        "step": trainer.global_step,
+        "exported": exported,
+        "final": final,
+        "train_seconds": round(time.monotonic() - context.started, 1),
+    }
+
+
+def _export(
+    context: _Context, module: WhisperFineTuner, processor: Any, metrics: dict, step: int
+) -> RunResult:
+    """metrics.json, then (with `export`) the adapter, the merged model and its registry entry."""
+    run_dir, model_dir = context.run_dir, None
+    if not is_rank_zero():
+        return RunResult(run_dir, "finished", "finished", metrics)
+    if context.export:
+        save_adapter(module.model, run_dir / files.ADAPTER)
+        save_merged(module.model, processor, run_dir / files.MERGED)
+    files.write_json(run_dir / files.METRICS_NAME, metrics)
+    if context.export:
+        model_dir = files.register_run_model(
+            run_dir,
+            context.workspace,
+            base_model=context.config.model,
+            dataset=context.config.dataset,
+            metrics=metrics,
+        )
+    message = (
+        f"finished at step {step}: val WER {_pct(metrics, 'val/wer')}, "
+        f"CER {_pct(metrics, 'val/cer')}" + (f"; model {model_dir.name}" if model_dir else "")
+    )
+    context.writer.write("end", state="finished", message=message, metrics=metrics)
+    return RunResult(run_dir, "finished", message, metrics, model_dir)
+
+
+def _validate(trainer: L.Trainer, module: WhisperFineTuner, data: Any) -> dict[str, float]:
+    results = trainer.validate(module, datamodule=data, verbose=False)
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+
+def _better(checkpoint: dict[str, Any], final: dict[str, float]) -> bool:
+    for state in checkpoint.get("callbacks", {}).values():
+        score = state.get("best_model_score") if isinstance(state, dict) else None
+        if state.get("monitor") == "val/cer" and score is not None:
+            return float(score) < final.get("val/cer", float("inf"))
+    return False
+
+
+def _pct(figures: dict[str, Any], key: str) -> str:
+    return f"{figures[key]:.1%}" if key in figures else "n/a"
