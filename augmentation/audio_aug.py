@@ -222,7 +222,8 @@ class _Transform(BaseWaveformTransform):
         return self._files
 
     def draw(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Extra parameters of one call (subclasses pick a file, offset, ...); none by default."""
+        return {}
 
     def randomize_parameters(self, samples: np.ndarray, sample_rate: int) -> None:
         super().randomize_parameters(samples, sample_rate)
