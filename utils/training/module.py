@@ -59,6 +59,7 @@ class WhisperFineTuner(L.LightningModule):
         self.step_loss = math.nan  # mean loss of the last optimizer step's micro-batches
         self.last_grad_norm = math.nan
         self.last_samples: list[tuple[str, str]] = []
+        self.validated_at_step = -1  # global step of the last validation pass
         self._tally = _EvalTally()
 
     # -- the shared step --------------------------------------------------------------------
@@ -134,6 +135,7 @@ class WhisperFineTuner(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_rates("val")
+        self.validated_at_step = self.global_step
 
     def on_test_epoch_end(self) -> None:
         self._log_rates("test")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,11 +135,7 @@ def build_trainer(
 ) -> L.Trainer:
     deepspeed = config.strategy.startswith("deepspeed")
     return L.Trainer(
-        accelerator=plan.accelerator,
-        devices=plan.devices,
-        num_nodes=plan.num_nodes,
-        strategy=plan.strategy,
-        precision=plan.precision,
+        **plan.trainer_kwargs(),
         max_steps=config.max_steps,
         max_epochs=-1,
         accumulate_grad_batches=config.accumulate_grad_batches,
@@ -179,6 +176,8 @@ def train(
         return _train(config, run_dir, resume, workspace, writer, list(callbacks), export)
     except (NonFiniteLossError, ConfigError, ValueError, MemoryError, RuntimeError) as exc:
         message = str(exc) or type(exc).__name__
+        if not isinstance(exc, NonFiniteLossError | ConfigError):
+            traceback.print_exc()  # the console log keeps where an unexpected failure came from
         if is_rank_zero():
             writer.write("end", state="failed", message=message)
         return RunResult(run_dir, "failed", message)
@@ -243,7 +242,10 @@ def _final_metrics(
 ) -> dict[str, Any]:
     """Validate the final weights; when the best checkpoint scored a lower CER, load it and
     report (and later export) that one."""
-    final = _validate(trainer, module, data)
+    if module.validated_at_step == trainer.global_step:  # the loop just validated these weights
+        final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    else:
+        final = _validate(trainer, module, data)
     best_path = context.run_dir / files.CHECKPOINTS / "best.ckpt"
     exported, figures = "final", final
     if best_path.is_file():
