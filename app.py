@@ -25,7 +25,9 @@ import gradio as gr
 
 from api.auth import AccessPolicy
 from api.routes import register_router, transcription_router, websocket_router
+from api.tensorboard import mount_tensorboard
 from ui_components.datasets_tab import build_datasets_tab
+from ui_components.training_tab import build_training_tab
 from ui_components.transcribe_tab import build_transcribe_tab
 
 TOGGLE_THEME_JS = "() => { document.body.classList.toggle('dark'); }"
@@ -51,6 +53,8 @@ def build_ui(default_model: str | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Datasets", id="datasets"):
                 build_datasets_tab()
+            with gr.Tab("Training", id="training"):
+                build_training_tab(demo)
             with gr.Tab("Transcribe", id="transcribe"):
                 build_transcribe_tab(default_model)
     return demo
@@ -62,6 +66,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, gr.Server, AccessPolicy]:
     server = gr.Server(title="Whisper Studio API")
     register_router(server, transcription_router(), policy)
     server.include_router(websocket_router(policy))
+    mount_tensorboard(server, policy)
     demo = build_ui(settings.model)
     demo.queue(default_concurrency_limit=2)
     return demo, server, policy

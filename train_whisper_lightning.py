@@ -7,7 +7,8 @@
 The config is built in this order: the preset (or the defaults), the --config file's values,
 each --set, then --dataset/--model/--max-steps. A bare dataset name is looked up under the
 workspace's datasets/; the run goes to --output-dir or runs/<time>-<dataset>-<method>.
-RUN_DIR/metrics.json holds the final val/wer and val/cer. Exit status: 0 finished or
+RUN_DIR/metrics.json holds the final val/wer and val/cer (and English WER before/after
+fine-tuning, see TrainConfig.forgetting_check). Exit status: 0 finished or
 stopped, 1 failed (the reason is printed and is the last event in RUN_DIR/events.jsonl).
 """
 
@@ -21,7 +22,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from utils.training.config import PRESETS, ConfigError, TrainConfig, preset
+from utils.training.config import (
+    ConfigError,
+    TrainConfig,
+    add_config_arguments,
+    compose_config,
+)
 from utils.training.run import RunResult, resume_config, train
 from utils.workspace import get_workspace
 
@@ -33,10 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", help="dataset folder or name under the workspace's datasets/")
     p.add_argument("--model", help="base model: a name in the workspace's models/ or a path")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset config")
-    p.add_argument("--config", type=Path, help="a saved TrainConfig JSON file")
-    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value (repeatable)")  # fmt: skip
+    add_config_arguments(p)
     p.add_argument("--max-steps", type=int, help="optimizer steps to train (in all)")
     p.add_argument("--output-dir", type=Path, help="the run directory")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
@@ -47,11 +50,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     """The run's config from the arguments (see the module docstring for the order)."""
     if args.resume:
         return resume_config(args.resume, args.max_steps)
-    config = preset(args.preset) if args.preset else TrainConfig()
-    if args.config:
-        values = {**config.to_dict(), **TrainConfig.load(args.config).to_dict()}
-        config = TrainConfig.from_dict(values)
-    config = config.with_overrides(args.assignments)
+    config = compose_config(args.preset, args.config, args.assignments)
     extra = {"dataset": args.dataset, "model": args.model, "max_steps": args.max_steps}
     given = [f"{k}={v}" for k, v in extra.items() if v is not None]
     config = config.with_overrides(given)
@@ -74,7 +73,7 @@ def run_directory(args: argparse.Namespace, config: TrainConfig) -> Path:
 def report(result: RunResult) -> int:
     print(f"{result.state}: {result.message}")
     if result.metrics:
-        figures = {k: v for k, v in result.metrics.items() if k.startswith("val/")}
+        figures = {k: v for k, v in result.metrics.items() if k.startswith(("val/", "english/"))}
         print(json.dumps(figures, indent=1))
     print(f"run directory: {result.run_dir}")
     return 1 if result.state == "failed" else 0

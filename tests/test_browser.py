@@ -120,3 +120,69 @@ def test_datasets_dashboard_plots_and_plays_a_selected_sample(page, app_url, wor
     link.wait_for(timeout=30_000)
     assert link.get_attribute("href").endswith(".wav")  # the selected sample is loaded to play
     assert page.locator('#sample-audio [data-testid="waveform-Sample"]').is_visible()
+
+
+FAKE_TRAINER = """
+import json, os, sys, time
+from utils.training.events import EventWriter, stop_requested
+
+args = sys.argv[1:]
+run_dir = args[args.index("--output-dir") + 1]
+config = json.load(open(args[args.index("--config") + 1]))
+steps, events = config["max_steps"], EventWriter(run_dir)
+events.write("start", max_steps=steps, config=config, resumed=False, devices="fake cpu")
+for step in range(1, steps + 1):
+    time.sleep(0.05)
+    while step == 10 and not os.path.exists(os.path.join(run_dir, "GO")):
+        time.sleep(0.05)  # the test lets the run go on once the reloaded page reattached
+    events.write("step", step=step, epoch=step // 10, loss=2.0 / step, lr=1e-3, grad_norm=1.0,
+                 samples_per_second=10.0, eta_seconds=(steps - step) * 0.2, max_steps=steps)
+    if step % 10 == 0:
+        events.write("val", step=step, **{"val/wer": 1.0 / step, "val/cer": 0.5 / step})
+    if stop_requested(run_dir):
+        events.write("end", state="stopped", message=f"stopped at step {step}")
+        sys.exit(0)
+events.write("end", state="finished", message="finished", metrics={})
+"""
+
+
+def test_training_tab_follows_a_run_and_reattaches_after_a_reload(
+    page, app_url, workspace, tmp_path, monkeypatch
+):
+    """A fake trainer (events only, no model; it waits at step 10 for the test) stands in for
+    the real one: the page starts it, draws the dashboard, reattaches after a reload while the
+    run goes, and follows it to 100%."""
+    from pathlib import Path
+
+    from utils.training import jobs
+
+    script = tmp_path / "fake_train.py"
+    script.write_text(FAKE_TRAINER, encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
+    monkeypatch.setattr(jobs, "TRAIN_SCRIPT", script)
+    (workspace.datasets / "browser-train").mkdir(parents=True)
+    (workspace.datasets / "browser-train" / "manifest.jsonl").write_text("", encoding="utf-8")
+    page.goto(app_url)
+    page.get_by_role("tab", name="Training").click()
+    picker = page.locator("#training-dataset input")
+    picker.fill("browser-train")
+    picker.press("Enter")
+    page.get_by_label("Max steps").fill("60")
+    page.locator("#training-start").click()
+    progress = "() => document.querySelector('#training-progress')?.innerText || ''"
+    page.wait_for_function(f"({progress})().includes('running')", timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#training-dashboard .js-plotly-plot').length == 1"
+    )
+    page.reload()
+    page.get_by_role("tab", name="Training").click()
+    page.wait_for_function(f"({progress})().includes('running')", timeout=30_000)
+    assert page.locator("#training-stop").is_enabled()
+    (run_dir,) = workspace.runs.glob("*-browser-train-lora")
+    (run_dir / "GO").touch()
+    page.wait_for_function(f"({progress})().startsWith('100%')", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#training-dashboard .js-plotly-plot').length == 1"
+    )
+    assert "finished" in page.locator("#training-status").inner_text()
+    assert page.locator("#training-start").is_enabled()

@@ -472,7 +472,7 @@ def test_packing_and_curriculum(tiny_dataset_dir, processor, sp):
     from utils.training.data import WhisperDataModule
 
     config = dataclasses.replace(CONFIG, packing=True, curriculum="duration", curriculum_steps=5,
-                                 accumulate_grad_batches=2)  # fmt: skip
+                                 accumulate_grad_batches=2, timestamp_share=1.0)  # fmt: skip
     dm = WhisperDataModule(tiny_dataset_dir, config, processor)
     dm.setup()
     assert dm.packs is not None and len(dm.packs) == len(dm.train_set) == 1  # 8 short ones
@@ -482,6 +482,13 @@ def test_packing_and_curriculum(tiny_dataset_dir, processor, sp):
     stamps = [i for i in sample.decoder_input_ids if i >= sp.timestamp_begin]
     assert len(stamps) == 16 and stamps == sorted(stamps)
     assert sample.speech_frames == pytest.approx(dm.packs[0].duration * 100, abs=2)
+    # without timestamps (as evaluation decodes): one text of all eight, <|notimestamps|>
+    untimed = WhisperDataModule(tiny_dataset_dir, dataclasses.replace(config, timestamp_share=0.0),
+                                processor)  # fmt: skip
+    untimed.setup()
+    bare = untimed.train_set[SampleKey(0, 0, 0)]
+    assert not [i for i in bare.decoder_input_ids if i >= sp.timestamp_begin]
+    assert sp.no_timestamps in bare.decoder_input_ids and bare.text == sample.text
     plain = dataclasses.replace(config, packing=False, curriculum="difficulty")
     dm = WhisperDataModule(tiny_dataset_dir, plain, processor)
     dm.setup()

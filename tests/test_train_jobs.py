@@ -17,13 +17,13 @@ import pytest
 
 from utils.training import jobs
 from utils.training.events import EventWriter, read_events
+from utils.training.history import list_runs
 from utils.training.jobs import (
     DeviceBusyError,
     RunHandle,
     active_run,
     job_state,
     kill,
-    list_runs,
     start_process,
     start_training,
     stop,

@@ -49,7 +49,7 @@ def base(tiny_whisper_dir, tiny_dataset_dir) -> TrainConfig:
         model=str(tiny_whisper_dir), dataset=str(tiny_dataset_dir), max_steps=4, batch_size=2,
         num_workers=0, val_every_steps=2, checkpoint_every_steps=100, generation_max_tokens=8,
         augment=False, spec_augment=False, warmup_steps=0, timestamp_share=0.0,
-        prompt_share=0.0,
+        prompt_share=0.0, forgetting_check=0,
     )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ def tiny_config(tiny_whisper_dir, tiny_dataset_dir) -> TrainConfig:
         lora_alpha=32, lora_targets=("q", "k", "v", "out", "fc1", "fc2"), learning_rate=1e-2,
         warmup_steps=0, max_steps=16, batch_size=2, num_workers=0, val_every_steps=8,
         checkpoint_every_steps=3, generation_max_tokens=12, augment=False, spec_augment=False,
-        timestamp_share=0.0, prompt_share=0.0,
+        timestamp_share=0.0, prompt_share=0.0, forgetting_check=0,
     )  # fmt: skip
 
 

@@ -4,9 +4,12 @@ RUN_DIR/
   config.json         the TrainConfig (resume reads it back)
   dataset.json        the dataset path and fingerprint at the start
   events.jsonl        the live event log (utils.training.events)
-  metrics.json        final figures: val/wer, val/cer (fractions) of the exported model
+  metrics.json        final figures: val/wer, val/cer (fractions) of the exported model, and
+                      english/wer_before, english/wer_after (the forgetting check)
   checkpoints/        last.ckpt (resume), best.ckpt (lowest val/cer)
   tensorboard/        TensorBoard event files
+  forgetting.json     English WER before/after on asterisk prompts (utils.training.forgetting)
+  trackers.json       W&B / MLflow run ids, so a resume continues them (utils.training.tracking)
   adapter/            the LoRA adapter (LoRA runs)
   merged/             the merged transformers model, registered as models/<run name>
 """

@@ -6,6 +6,8 @@ Every event has `kind` and `time` (seconds since the epoch). Kinds and their fie
 - "step": step, epoch, loss, lr, grad_norm, samples_per_second, eta_seconds, max_steps
 - "val": step, and the logged validation figures ("val/wer", "val/cer", "val/loss")
 - "log": level ("info" | "warning" | "error"), message
+- "forgetting": wer_before, wer_after (English WER fractions), n_utterances, message
+  (`utils.training.forgetting`; after the final validation, before "end")
 - "end": state ("finished" | "stopped" | "failed"), message, and for "finished" the metrics
 """
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -42,11 +42,11 @@ from utils.training.device_lock import (
     zombie_child,
 )
 from utils.training.events import EVENTS_NAME, STOP_NAME, read_events, request_stop
-from utils.workspace import Workspace, get_workspace
+from utils.workspace import Workspace
 
 __all__ = [  # DeviceBusyError is re-exported: callers need only this module
-    "DeviceBusyError", "JobState", "RunHandle", "RunSummary", "active_run", "job_state", "kill",
-    "list_runs", "start_process", "start_training", "stop", "wait",
+    "DeviceBusyError", "JobState", "RunHandle", "active_run", "job_state", "kill",
+    "start_process", "start_training", "stop", "wait",
 ]  # fmt: skip
 JOB_NAME = "job.json"
 CONSOLE_NAME = "console.log"
@@ -75,17 +75,6 @@ class JobState:
     message: str
     console_tail: tuple[str, ...] = ()  # last lines of console.log when the run failed or died
     returncode: int | None = None  # when known (seen by the starting process)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_dir: Path
-    name: str
-    state: State
-    started: str | None
-    config: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)  # e.g. "val/wer", "val/cer"
-    step: int | None = None
 
 
 def _now_iso() -> str:
@@ -372,46 +361,3 @@ def active_run(device: str = "cpu", workspace: Workspace | None = None) -> Path 
     """The run directory of the run now holding `device` (to reattach after a refresh)."""
     holder = live_holder(lock_path(workspace, device))
     return None if holder is None else Path(str(holder.get("run_dir")))
-
-
-def list_runs(workspace: Workspace | None = None) -> list[RunSummary]:
-    """The runs under `workspace.runs` (directories with job.json, events.jsonl or config.json),
-    newest first; unreadable or half-written files leave their fields empty."""
-    root = (workspace or get_workspace()).runs
-    found = []
-    for run_dir in root.iterdir() if root.is_dir() else ():
-        if run_dir.name.startswith(".") or not any(
-            (run_dir / name).is_file() for name in (JOB_NAME, EVENTS_NAME, "config.json")
-        ):
-            continue
-        found.append((_started_at(run_dir), _summary(run_dir)))
-    return [summary for _, summary in sorted(found, key=lambda item: item[0], reverse=True)]
-
-
-def _started_at(run_dir: Path) -> float:
-    job = read_json(run_dir / JOB_NAME) or {}
-    if isinstance(job.get("started_at"), int | float):
-        return float(job["started_at"])
-    try:
-        return run_dir.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _summary(run_dir: Path) -> RunSummary:
-    state = job_state(run_dir)
-    metrics = read_json(run_dir / "metrics.json") or {}
-    numbers = {
-        str(k): float(v)
-        for k, v in metrics.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
-    return RunSummary(
-        run_dir=run_dir,
-        name=run_dir.name,
-        state=state.state,
-        started=state.started,
-        config=read_json(run_dir / "config.json") or {},
-        metrics=numbers,
-        step=state.step,
-    )

@@ -53,6 +53,7 @@ class WhisperFineTuner(L.LightningModule):
         self.model = model.train()  # from_pretrained leaves eval mode (no dropout)
         self.tokenizer = tokenizer
         self.config = config
+        self.learning_rate = config.learning_rate  # the LR finder (Lightning's tuner) sets this
         # A LoRA checkpoint holds only the trainable weights; the base comes from the base model.
         self.strict_loading = not is_lora(model)
         self.micro_losses: list[float] = []
@@ -164,7 +165,7 @@ class WhisperFineTuner(L.LightningModule):
 
         trainable = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
-            trainable, lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+            trainable, lr=self.learning_rate, weight_decay=self.config.weight_decay
         )
         schedule = {"linear": get_linear_schedule_with_warmup,
                     "cosine": get_cosine_schedule_with_warmup}[self.config.schedule]  # fmt: skip

@@ -15,16 +15,19 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from utils.dataset.actions import dataset_path
 from utils.dataset.store import fingerprint
+from utils.model_store import ModelNotFoundError
 from utils.training import artifacts as files
+from utils.training import forgetting, tracking
 from utils.training.callbacks import LAST_CHECKPOINT, AtomicCheckpointIO, EventLog, StopOnRequest
 from utils.training.config import ConfigError, TrainConfig
 from utils.training.events import STOP_NAME, EventWriter
 from utils.training.model import (
+    BaseModel,
     count_parameters,
     load_base_model,
     make_trainable,
@@ -59,11 +62,17 @@ def resume_config(run_dir: Path, max_steps: int | None = None) -> TrainConfig:
     return config.with_overrides([f"max_steps={max_steps}"]) if max_steps else config
 
 
-def _prepare(config: TrainConfig, run_dir: Path, resume: bool, writer: EventWriter) -> Path:
-    """Save the config and dataset facts; refuse to start afresh over a run with checkpoints."""
+def dataset_dir(config: TrainConfig) -> Path:
+    """The dataset folder of `config` (ConfigError when it has no manifest.jsonl)."""
     data_dir = dataset_path(config.dataset)
     if not (data_dir / "manifest.jsonl").is_file():
         raise ConfigError(f"dataset {config.dataset!r}: no manifest.jsonl in {data_dir}")
+    return data_dir
+
+
+def _prepare(config: TrainConfig, run_dir: Path, resume: bool, writer: EventWriter) -> Path:
+    """Save the config and dataset facts; refuse to start afresh over a run with checkpoints."""
+    data_dir = dataset_dir(config)
     if not is_rank_zero():
         return data_dir
     checkpoints = run_dir / files.CHECKPOINTS
@@ -131,8 +140,13 @@ def _callbacks(config: TrainConfig, run_dir: Path, writer: EventWriter) -> list[
 
 
 def build_trainer(
-    config: TrainConfig, run_dir: Path, plan: HardwarePlan, callbacks: list[L.Callback]
+    config: TrainConfig,
+    run_dir: Path,
+    plan: HardwarePlan,
+    callbacks: list[L.Callback],
+    loggers: list[Logger] | None = None,
 ) -> L.Trainer:
+    """The run's Lightning trainer; `loggers` default to TensorBoard in RUN_DIR/tensorboard/."""
     deepspeed = config.strategy.startswith("deepspeed")
     return L.Trainer(
         **plan.trainer_kwargs(),
@@ -143,7 +157,7 @@ def build_trainer(
         val_check_interval=config.val_every_steps * config.accumulate_grad_batches,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
-        logger=TensorBoardLogger(run_dir, name=files.TENSORBOARD, version=""),
+        logger=loggers if loggers is not None else [tracking.tensorboard_logger(run_dir)],
         callbacks=callbacks,
         plugins=None if deepspeed else [AtomicCheckpointIO()],
         use_distributed_sampler=False,  # the data module shards its own resumable sampler
@@ -152,6 +166,24 @@ def build_trainer(
         log_every_n_steps=1,
         default_root_dir=run_dir,
     )
+
+
+def build_module(
+    config: TrainConfig,
+    base: BaseModel,
+    data_dir: Path,
+    module_class: type[WhisperFineTuner] = WhisperFineTuner,
+) -> tuple[WhisperFineTuner, L.LightningDataModule]:
+    """The LightningModule over `base` made trainable (seeded first: LoRA's initial weights come
+    from the RNG) and the data module of `data_dir`, as a run trains them; `module_class` may be
+    a subclass adding hooks (the learning-rate finder's progress)."""
+    from utils.training.data import WhisperDataModule
+
+    L.seed_everything(config.seed, verbose=False)
+    model = make_trainable(base.model, config)
+    audio_aug, spec_aug = _augmenters(config)
+    data = WhisperDataModule(data_dir, config, base.processor, audio_aug, spec_aug)
+    return module_class(model, base.processor.tokenizer, config), data
 
 
 def train(
@@ -174,9 +206,10 @@ def train(
     writer = EventWriter(run_dir)
     try:
         return _train(config, run_dir, resume, workspace, writer, list(callbacks), export)
-    except (NonFiniteLossError, ConfigError, ValueError, MemoryError, RuntimeError) as exc:
+    except (NonFiniteLossError, ConfigError, ModelNotFoundError, ValueError, MemoryError,
+            RuntimeError) as exc:  # fmt: skip
         message = str(exc) or type(exc).__name__
-        if not isinstance(exc, NonFiniteLossError | ConfigError):
+        if not isinstance(exc, NonFiniteLossError | ConfigError | ModelNotFoundError):
             traceback.print_exc()  # the console log keeps where an unexpected failure came from
         if is_rank_zero():
             writer.write("end", state="failed", message=message)
@@ -204,26 +237,23 @@ def _train(
 ) -> RunResult:
     context = _Context(config, run_dir, workspace, writer, export)
     data_dir = _prepare(config, run_dir, resume, writer)
+    loggers = tracking.build_loggers(config, run_dir, resume=resume)  # ConfigError when unusable
     plan = plan_hardware(config)
     base = load_base_model(config.model, workspace)
-    L.seed_everything(config.seed, verbose=False)  # LoRA's initial weights come from the RNG
-    model = make_trainable(base.model, config)
-    from utils.training.data import WhisperDataModule
-
-    audio_aug, spec_aug = _augmenters(config)
-    data = WhisperDataModule(data_dir, config, base.processor, audio_aug, spec_aug)
-    module = WhisperFineTuner(model, base.processor.tokenizer, config)
+    before = _english_before(context, base, plan, resume)  # before the seed: the RNG is untouched
+    module, data = build_module(config, base, data_dir)
     callbacks = _callbacks(config, run_dir, writer) + extra_callbacks
-    trainer = build_trainer(config, run_dir, plan, callbacks)
+    trainer = build_trainer(config, run_dir, plan, callbacks, loggers)
     last = run_dir / files.CHECKPOINTS / LAST_CHECKPOINT
     if is_rank_zero():
+        tracking.start_trackers(loggers, config, run_dir)
         writer.write(
             "start",
             max_steps=config.max_steps,
             config=config.to_dict(),
             resumed=resume,
             devices=plan.description,
-            parameters=count_parameters(model).describe(),
+            parameters=count_parameters(module.model).describe(),
         )
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     stopper = next(c for c in callbacks if isinstance(c, StopOnRequest))
@@ -234,7 +264,49 @@ def _train(
         return RunResult(run_dir, "stopped", message)
     trainer.save_checkpoint(last)  # the final state stays resumable (to train further)
     metrics = _final_metrics(context, trainer, module, data)
+    metrics.update(_english_after(context, before, module, base.processor, plan))
+    tracking.log_final(trainer.loggers, metrics, trainer.global_step)
     return _export(context, module, base.processor, metrics, trainer.global_step)
+
+
+def _english_before(
+    context: _Context, base: BaseModel, plan: HardwarePlan, resume: bool
+) -> forgetting.ForgettingReport | None:
+    """The base model's English WER (rank 0; see `utils.training.forgetting`)."""
+    if not is_rank_zero():
+        return None
+    return forgetting.check_before(
+        base.model, base.processor, context.run_dir, n=context.config.forgetting_check,
+        resume=resume, device=plan.accelerator, log=context.writer.log,
+        max_new_tokens=_english_tokens(context.config),
+    )  # fmt: skip
+
+
+def _english_after(
+    context: _Context,
+    before: forgetting.ForgettingReport | None,
+    module: WhisperFineTuner,
+    processor: Any,
+    plan: HardwarePlan,
+) -> dict[str, Any]:
+    """english/wer_before and english/wer_after of the exported weights, and their event."""
+    if before is not None and context.config.strategy == "deepspeed_stage_3":
+        context.writer.log("English forgetting check skipped after training: the weights are "
+                           "sharded across processes (deepspeed_stage_3)")  # fmt: skip
+        return before.metrics()
+    report = forgetting.check_after(
+        before, module.model, processor, context.run_dir, device=plan.accelerator,
+        log=context.writer.log, max_new_tokens=_english_tokens(context.config),
+    )  # fmt: skip
+    if report is None:
+        return before.metrics() if before is not None else {}
+    context.writer.write("forgetting", wer_before=report.wer_before, wer_after=report.wer_after,
+                         n_utterances=report.n_utterances, message=report.describe())  # fmt: skip
+    return report.metrics()
+
+
+def _english_tokens(config: TrainConfig) -> int:
+    return min(config.generation_max_tokens, 96)  # asterisk prompts are one or two sentences
 
 
 def _final_metrics(
@@ -281,9 +353,16 @@ def _export(
             dataset=context.config.dataset,
             metrics=metrics,
         )
+    english = (
+        f"; English WER {_pct(metrics, forgetting.METRIC_BEFORE)} before, "
+        f"{_pct(metrics, forgetting.METRIC_AFTER)} after"
+        if metrics.get(forgetting.METRIC_AFTER) is not None
+        else ""
+    )
     message = (
         f"finished at step {step}: val WER {_pct(metrics, 'val/wer')}, "
-        f"CER {_pct(metrics, 'val/cer')}" + (f"; model {model_dir.name}" if model_dir else "")
+        f"CER {_pct(metrics, 'val/cer')}{english}"
+        + (f"; model {model_dir.name}" if model_dir else "")
     )
     context.writer.write("end", state="finished", message=message, metrics=metrics)
     return RunResult(run_dir, "finished", message, metrics, model_dir)

@@ -136,7 +136,8 @@ class WhisperTrainingSet(Dataset):
         draws = rng.random(4)  # timestamps, prompt, task, prompt pick: always all four
         augment_seed, spec_seed = (int(s) for s in rng.integers(0, 2**31, size=2))
         if self.packs is not None:
-            return self._pack_plan(index, augment_seed, spec_seed)
+            timestamps = self.train and draws[0] < self.config.timestamp_share
+            return self._pack_plan(index, timestamps, augment_seed, spec_seed)
         u = self.utterances[index]
         task = self.config.task
         translation = english_translation(u)
@@ -152,7 +153,11 @@ class WhisperTrainingSet(Dataset):
         return SamplePlan(index, (index,), text, self.language(u), task, segments, prompt,
                           augment_seed, spec_seed)  # fmt: skip
 
-    def _pack_plan(self, index: int, augment_seed: int, spec_seed: int) -> SamplePlan:
+    def _pack_plan(
+        self, index: int, timestamps: bool, augment_seed: int, spec_seed: int
+    ) -> SamplePlan:
+        """Utterances side by side in one window: with a timestamped segment each, or (as
+        evaluation decodes) as one text without timestamps, so both modes are trained."""
         assert self.packs is not None
         pack = self.packs[index]
         members = [self.utterances[i] for i in pack.members]
@@ -162,7 +167,8 @@ class WhisperTrainingSet(Dataset):
         )
         text = " ".join(u.text.strip() for u in members)
         language = self.language(members[0])
-        return SamplePlan(index, pack.members, text, language, "transcribe", segments, "",
+        timed = segments if timestamps else None
+        return SamplePlan(index, pack.members, text, language, "transcribe", timed, "",
                           augment_seed, spec_seed)  # fmt: skip
 
     def _prompt(self, index: int, task: str, draw: float) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import re
 import sys
@@ -30,7 +29,13 @@ import lightning as L
 import optuna
 from lightning.pytorch.trainer.states import TrainerFn
 
-from utils.training.config import PRESETS, ConfigError, TrainConfig, preset
+from utils.training.config import (
+    ConfigError,
+    TrainConfig,
+    add_config_arguments,
+    compose_config,
+    config_file_values,
+)
 from utils.training.events import EventWriter
 from utils.training.run import RunResult, train
 from utils.training.search_plots import (
@@ -274,7 +279,9 @@ class _Objective:
     def _train(self, trial: optuna.Trial, config: TrainConfig, run_dir: Path) -> RunResult:
         pruning = OptunaPruning(trial)
         try:
-            return train(config, run_dir, workspace=self.workspace, callbacks=[pruning],
+            # Trials are ranked by val/cer alone: the English check would only add minutes.
+            quick = dataclasses.replace(config, forgetting_check=0)
+            return train(quick, run_dir, workspace=self.workspace, callbacks=[pruning],
                          export=False)  # fmt: skip
         except optuna.TrialPruned as exc:
             trial.set_user_attr("message", str(exc))
@@ -329,10 +336,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="dataset folder or name in datasets/")
     p.add_argument("--model", required=True, help="base model: a name in models/ or a path")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset config")
-    p.add_argument("--config", type=Path, help="a saved TrainConfig JSON file (the base)")
-    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one base config value (repeatable)")  # fmt: skip
+    add_config_arguments(p)  # the base config of every trial
     p.add_argument("--trials", type=int, required=True, help="trials to run in this call")
     p.add_argument("--study", default="search", help="study name (continued when it exists)")
     p.add_argument("--storage", help="database URL or SQLite file (default runs/optuna.db)")
@@ -345,21 +349,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _base_config(args: argparse.Namespace) -> TrainConfig:
     """The preset (or defaults), the --config file's keys, each --set, --dataset and --model."""
-    config = preset(args.preset) if args.preset else TrainConfig()
-    if args.config:
-        config = TrainConfig.from_dict({**config.to_dict(), **_load_json(args.config)})
     extra = [f"dataset={args.dataset}", f"model={args.model}"]
-    return config.with_overrides([*args.assignments, *extra])
-
-
-def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc})") from exc
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return values
+    return compose_config(args.preset, args.config, [*args.assignments, *extra])
 
 
 def _print_trial(summary: TrialSummary) -> None:
@@ -376,7 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     workspace = get_workspace()
     try:
         base = _base_config(args)
-        space = SearchSpace.from_dict(_load_json(args.space)) if args.space else SearchSpace()
+        space = (
+            SearchSpace.from_dict(config_file_values(args.space)) if args.space else SearchSpace()
+        )
         options = SearchOptions(args.study, args.storage, args.trials, args.timeout,
                                 args.pruner, seed=args.seed)  # fmt: skip
         result = run_search(base, space, options, workspace=workspace, on_trial=_print_trial)
