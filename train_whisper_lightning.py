@@ -18,10 +18,10 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from utils.training.artifacts import new_run_dir
 from utils.training.config import (
     ConfigError,
     TrainConfig,
@@ -64,8 +64,7 @@ def run_directory(args: argparse.Namespace, config: TrainConfig) -> Path:
         return args.resume
     chosen = args.output_dir or os.environ.get(RUN_DIR_ENV)
     if not chosen:
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(config.dataset).name}-{config.method}"
-        chosen = get_workspace().runs / name
+        chosen = new_run_dir(get_workspace().runs, config.dataset, config.method)
     os.environ[RUN_DIR_ENV] = str(chosen)
     return Path(chosen)
 

@@ -97,7 +97,7 @@ def _lightning_loop(model: Any, processor: Any, batches: list, config: Any, run_
 
     from utils.training.events import EventWriter
     from utils.training.module import WhisperFineTuner
-    from utils.training.run import _callbacks, build_trainer
+    from utils.training.run import build_callbacks, build_trainer
     from utils.training.strategies import plan_hardware
 
     ends: list[float] = []
@@ -107,7 +107,7 @@ def _lightning_loop(model: Any, processor: Any, batches: list, config: Any, run_
             ends.append(time.perf_counter())
 
     module = WhisperFineTuner(model, processor.tokenizer, config)
-    callbacks = [*_callbacks(config, run_dir, EventWriter(run_dir)), StepClock()]
+    callbacks = [*build_callbacks(config, run_dir, EventWriter(run_dir)), StepClock()]
     trainer = build_trainer(config, run_dir, plan_hardware(config), callbacks)
     trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
     return ends

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
@@ -11,15 +10,10 @@ from gradio_client import Client, handle_file
 
 from api.auth import KEYS_ENV, AccessPolicy, read_api_keys
 from app import Settings, launch, parse_settings
+from tests.launching import free_port, running_app
 from tests.speech import prompt_path
 
 SPEECH = prompt_path("agent-alreadyon")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -38,9 +32,8 @@ def start(workspace):
 
 @pytest.fixture(scope="module")
 def open_app(workspace):
-    demo = launch(Settings(port=_free_port()), prevent_thread_lock=True)
-    yield demo.local_url.rstrip("/")
-    demo.close()
+    with running_app() as url:
+        yield url
 
 
 def test_transcribe_tab_through_gradio_client(open_app):
@@ -105,7 +98,7 @@ def test_rest_transcribe_and_models(open_app):
 
 def test_api_keys_guard_every_custom_route(start, monkeypatch):
     monkeypatch.setenv(KEYS_ENV, "secret-one, secret-two")
-    url = start(Settings(port=_free_port()))
+    url = start(Settings(port=free_port()))
     for route in ("/api/health", "/api/models"):
         assert httpx.get(url + route).status_code == 401
         assert httpx.get(url + route, headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -119,7 +112,7 @@ def test_api_keys_guard_every_custom_route(start, monkeypatch):
 
 def test_password_auth_guards_custom_routes_and_accepts_the_login_cookie(start, monkeypatch):
     monkeypatch.delenv(KEYS_ENV, raising=False)
-    url = start(Settings(port=_free_port(), auth=("ada", "lovelace")))
+    url = start(Settings(port=free_port(), auth=("ada", "lovelace")))
     assert httpx.get(url + "/api/health").status_code == 401
     with httpx.Client(base_url=url) as session:
         login = session.post("/login", data={"username": "ada", "password": "lovelace"})
@@ -170,7 +163,7 @@ def test_websocket_transcribe_and_its_guard(start, monkeypatch):
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     monkeypatch.setenv(KEYS_ENV, "ws-key")
-    url = start(Settings(port=_free_port()))
+    url = start(Settings(port=free_port()))
     result = _ws_transcribe(url, SPEECH.read_bytes(), token="ws-key")
     assert "agent" in result["text"].lower()
     assert "error" in _ws_transcribe(url, b"junk" * 100, token="ws-key")

@@ -7,13 +7,12 @@ playing a real speech WAV.
 from __future__ import annotations
 
 import shutil
-import socket
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from app import Settings, launch
+from tests.launching import running_app
 from tests.speech import prompt_path
 from utils.audio import load_audio
 
@@ -21,17 +20,10 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(workspace):
-    demo = launch(Settings(port=_free_port()), prevent_thread_lock=True)
-    yield demo.local_url
-    demo.close()
+    with running_app() as url:
+        yield url + "/"
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,20 @@ statistics, live filter counts, filter, splits, synthesis; bad input is a clear 
 
 from __future__ import annotations
 
-import socket
 import tarfile
 
 import pytest
 from gradio_client import Client, handle_file
 
-from app import Settings, launch
+from tests.launching import running_app
 from tests.speech import speech_prompts
 from utils.dataset.manifest import MANIFEST_NAME, iter_manifest
 
 
 @pytest.fixture(scope="module")
 def client(workspace):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo = launch(Settings(port=port), prevent_thread_lock=True)
-    yield Client(demo.local_url, verbose=False)
-    demo.close()
+    with running_app() as url:
+        yield Client(url, verbose=False)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import socket
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from app import Settings, launch
+from tests.launching import running_app
 from ui_components.training_form import form_field_names
 from utils.training import jobs
 from utils.training.config import TrainConfig
@@ -29,12 +28,8 @@ POLL_TIMEOUT = 180.0
 
 @pytest.fixture(scope="module")
 def app_url(workspace):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo = launch(Settings(port=port), prevent_thread_lock=True)
-    yield demo.local_url.rstrip("/")
-    demo.close()
+    with running_app() as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import plotly.graph_objects as go
 
 from ui_components.training_figures import dashboard_figure
 from ui_components.training_monitor import advance, follow
-from utils.training.artifacts import CHECKPOINTS, CONFIG_NAME, read_json
+from utils.training.artifacts import CHECKPOINTS, CONFIG_NAME, new_run_dir, read_json
 from utils.training.config import ConfigError, TrainConfig
 from utils.training.history import RunSummary, list_runs
 from utils.training.jobs import job_state
@@ -91,12 +90,7 @@ def new_run_directory(name: str, dataset: str, method: str) -> Path:
         if (runs / name).exists():
             raise ConfigError(f"a run named {name!r} exists: pick another name or resume it")
         return runs / name
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(dataset).name}-{method}"
-    path, suffix = runs / stem, 1
-    while path.exists():
-        suffix += 1
-        path = runs / f"{stem}-{suffix}"
-    return path
+    return new_run_dir(runs, dataset, method)
 
 
 def resume_arguments(run_dir: Path, until_step: float | None) -> list[str]:

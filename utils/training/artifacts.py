@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,16 @@ CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 MERGED = "merged"
 TENSORBOARD = "tensorboard"
+
+
+def new_run_dir(runs: Path, dataset: str, method: str) -> Path:
+    """A run directory under `runs` that does not exist yet: time-dataset-method[-n]."""
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(dataset).name}-{method}"
+    path, suffix = runs / stem, 1
+    while path.exists():
+        suffix += 1
+        path = runs / f"{stem}-{suffix}"
+    return path
 
 
 def write_json(path: Path, value: Any) -> Path:

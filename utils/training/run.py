@@ -105,7 +105,8 @@ def _augmenters(config: TrainConfig) -> tuple[Any, Any]:
     return audio, spec
 
 
-def _callbacks(config: TrainConfig, run_dir: Path, writer: EventWriter) -> list[L.Callback]:
+def build_callbacks(config: TrainConfig, run_dir: Path, writer: EventWriter) -> list[L.Callback]:
+    """The callbacks of every run: event log, Stop, last and best checkpoints, early stopping."""
     checkpoints = run_dir / files.CHECKPOINTS
     callbacks: list[L.Callback] = [
         EventLog(writer, config.max_steps),
@@ -242,7 +243,7 @@ def _train(
     base = load_base_model(config.model, workspace)
     before = _english_before(context, base, plan, resume)  # before the seed: the RNG is untouched
     module, data = build_module(config, base, data_dir)
-    callbacks = _callbacks(config, run_dir, writer) + extra_callbacks
+    callbacks = build_callbacks(config, run_dir, writer) + extra_callbacks
     trainer = build_trainer(config, run_dir, plan, callbacks, loggers)
     last = run_dir / files.CHECKPOINTS / LAST_CHECKPOINT
     if is_rank_zero():

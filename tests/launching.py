@@ -1,0 +1,27 @@
+"""Start the studio's app on a free local port for a test, and close it afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(**settings: Any) -> Iterator[str]:
+    """The app launched with `Settings(**settings)` on a free port; yields its URL (no slash
+    at the end)."""
+    from app import Settings, launch
+
+    demo = launch(Settings(port=free_port(), **settings), prevent_thread_lock=True)
+    try:
+        yield demo.local_url.rstrip("/")
+    finally:
+        demo.close()
