@@ -27,8 +27,9 @@ from api.auth import AccessPolicy
 from api.routes import register_router, transcription_router, websocket_router
 from api.tensorboard import mount_tensorboard
 from ui_components.datasets_tab import build_datasets_tab
+from ui_components.export_tab import build_export_tab
 from ui_components.training_tab import build_training_tab
-from ui_components.transcribe_tab import build_transcribe_tab
+from ui_components.transcribe_tab import build_transcribe_tab, model_picker_update
 
 TOGGLE_THEME_JS = "() => { document.body.classList.toggle('dark'); }"
 CSS = ".studio-header { display: flex; justify-content: space-between; align-items: center; }"
@@ -55,8 +56,12 @@ def build_ui(default_model: str | None = None) -> gr.Blocks:
                 build_datasets_tab()
             with gr.Tab("Training", id="training"):
                 build_training_tab(demo)
-            with gr.Tab("Transcribe", id="transcribe"):
-                build_transcribe_tab(default_model)
+            with gr.Tab("Transcribe", id="transcribe") as transcribe_tab:
+                picker = build_transcribe_tab(default_model)
+            with gr.Tab("Export", id="export"):
+                build_export_tab()
+        # New exports and runs show up as soon as the tab is opened again.
+        transcribe_tab.select(model_picker_update, outputs=picker)
     return demo
 
 

@@ -104,3 +104,39 @@ def tiny_dataset_dir(tmp_path_factory) -> Path:
     )
     assert report.kept == len(texts), report.rejected
     return out
+
+
+@pytest.fixture(scope="session")
+def onnx_base_dir(tmp_path_factory, hf_model_dir) -> Path:
+    """The default model exported once to ONNX, fp32 (encoder.onnx, KV-cache decoder.onnx,
+    onnx_config.json, tokenizer and configs): about 15 s on 2 CPU cores. Without the export's
+    own check against torch: tests/test_onnx_export.py compares the graphs with the HF model."""
+    from optimization.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx-base-fp32")
+    export_onnx(hf_model_dir, out, precision="fp32", verify=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def onnx_base_int8_dir(tmp_path_factory, onnx_base_dir) -> Path:
+    """`onnx_base_dir` quantized once to dynamic int8 (no second export): about 8 s."""
+    from optimization.onnx_export import quantize_onnx_dir
+
+    out = tmp_path_factory.mktemp("onnx-base-int8")
+    quantize_onnx_dir(onnx_base_dir, out, "int8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def hf_engine(hf_model_dir):
+    """The converted default model on the transformers engine, loaded once through load_engine,
+    with torch on one thread (two-core machines: no OpenMP oversubscription) while it lives."""
+    import torch
+
+    from utils.transcription.engine import load_engine
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_engine(str(hf_model_dir), device="cpu", compute_type="float32")
+    torch.set_num_threads(threads)

@@ -283,8 +283,8 @@ def test_language_forced_skips_detection_and_decodes_in_that_language(
 ):
     plain_result, plain_calls = plain
     detections = []
-    detect = engine._detect_language
-    monkeypatch.setattr(engine, "_detect_language", lambda *a: detections.append(1) or detect(*a))
+    detect = engine.detect_language
+    monkeypatch.setattr(engine, "detect_language", lambda *a: detections.append(1) or detect(*a))
     spy = _spy_generate(engine, monkeypatch)
     forced = _decode(engine, agent, language="de")
     assert detections == []  # a forced language is not detected

@@ -32,17 +32,6 @@ def text_ids(result) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def hf_engine(hf_model_dir):
-    """The converted default model on the transformers engine, loaded once through load_engine."""
-    from utils.transcription.engine import load_engine
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core machines: one thread avoids OpenMP oversubscription
-    yield load_engine(str(hf_model_dir), device="cpu", compute_type="float32")
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def default_run(hf_engine):
     """Default options (VAD, beam 5, language detection, word timestamps) and progress reports."""
     reports: list[float] = []

@@ -19,7 +19,7 @@ from ui_components.presentation import (
     segment_rows,
     write_downloads,
 )
-from utils.registry import list_models
+from utils.registry import default_choice, list_models, model_choices
 from utils.transcription import TranscriptionResult
 from utils.transcription.batch import BatchTranscriber
 from utils.transcription.engine import load_engine
@@ -147,11 +147,18 @@ def _present(outcomes: list[Any], paths: list[str]):
     return text, words, rows, downloads, facts if len(facts) > 1 else facts[0]
 
 
-def build_transcribe_tab(default_model: str | None = None) -> None:
-    """Render the tab inside the current Blocks context; `default_model` is preselected."""
-    choices = [entry.name for entry in list_models()]
-    if default_model and default_model not in choices:
-        choices.insert(0, default_model)  # a path or hub id: resolved when used
+def model_picker_update() -> gr.Dropdown:
+    """The model list as the registry holds it now (exports appear, flagged ones marked)."""
+    return gr.Dropdown(choices=model_choices(list_models()))
+
+
+def build_transcribe_tab(default_model: str | None = None) -> gr.Dropdown:
+    """Render the tab inside the current Blocks context; `default_model` is preselected unless
+    it failed a parity check. Returns the model picker, refreshed by `model_picker_update`."""
+    entries = list_models()
+    choices = model_choices(entries)
+    if default_model and default_model not in {name for _, name in choices}:
+        choices.insert(0, (default_model, default_model))  # a path or hub id: resolved when used
     with gr.Row():
         with gr.Column(scale=1):
             files = gr.File(
@@ -161,7 +168,7 @@ def build_transcribe_tab(default_model: str | None = None) -> None:
             with gr.Row():
                 model = gr.Dropdown(
                     choices,
-                    value=default_model or choices[0],
+                    value=default_choice(entries, default_model) or choices[0][1],
                     allow_custom_value=True,
                     label="Model",
                     scale=4,
@@ -190,9 +197,7 @@ def build_transcribe_tab(default_model: str | None = None) -> None:
         "task": task,
     } | advanced
     names = list(controls)
-    refresh.click(
-        lambda: gr.Dropdown(choices=[entry.name for entry in list_models()]), outputs=model
-    )
+    refresh.click(model_picker_update, outputs=model)
 
     def on_click(*values, progress=gr.Progress()):
         return transcribe_handler(dict(zip(names, values, strict=True)), progress)
@@ -203,3 +208,4 @@ def build_transcribe_tab(default_model: str | None = None) -> None:
         outputs=[text, words, segments, downloads, facts],
         api_name="transcribe",
     )
+    return model

@@ -355,8 +355,9 @@ def _feature_extractor(ct2_dir: Path, num_mel_bins: int) -> WhisperFeatureExtrac
     return WhisperFeatureExtractor(feature_size=num_mel_bins)
 
 
-def _build_model(config: WhisperConfig, state: _Tensors) -> WhisperForConditionalGeneration:
-    """Instantiate on the meta device (no random init), then assign the weights strictly."""
+def build_whisper(config: WhisperConfig, state: _Tensors) -> WhisperForConditionalGeneration:
+    """A model of `config` holding exactly `state`: built on the meta device (no random
+    initialisation spent on weights about to be replaced), then assigned strictly."""
     from transformers import WhisperForConditionalGeneration
 
     with torch.device("meta"):
@@ -382,7 +383,7 @@ def _write_transformers(ct2_dir: Path, staging: Path, dtype: torch.dtype) -> Non
     model = read_ct2_model(ct2_dir / "model.bin")
     specials = {t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens}
     config = whisper_config(model, ct2_config, specials)
-    hf_model = _build_model(config, whisper_state_dict(model, dtype))
+    hf_model = build_whisper(config, whisper_state_dict(model, dtype))
     del model
     hf_model.generation_config = whisper_generation_config(config, ct2_config, tokenizer)
     hf_model.save_pretrained(staging)

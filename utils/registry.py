@@ -110,3 +110,22 @@ def list_models(
     ]
     entries.sort(key=lambda entry: (entry.name != DEFAULT_MODEL, entry.name))
     return entries
+
+
+def is_flagged(entry: ModelEntry) -> bool:
+    """An export that failed its parity check: listed, marked, never offered as a default."""
+    return entry.status == "flagged"
+
+
+def model_choices(entries: list[ModelEntry]) -> list[tuple[str, str]]:
+    """(label, name) pairs for a model picker; a flagged model's label says so."""
+    return [(f"⚠ {e.name} (flagged: failed its parity check)" if is_flagged(e) else e.name, e.name)
+            for e in entries]  # fmt: skip
+
+
+def default_choice(entries: list[ModelEntry], preferred: str | None = None) -> str | None:
+    """`preferred` unless it is flagged, else the first model that is not flagged."""
+    flagged = {e.name for e in entries if is_flagged(e)}
+    if preferred and preferred not in flagged:
+        return preferred
+    return next((e.name for e in entries if e.name not in flagged), None)

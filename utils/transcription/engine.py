@@ -70,6 +70,10 @@ def _load(path: str, kind: str, device: str, compute_type: str) -> Engine:
         from utils.transcription.hf_engine import TransformersEngine
 
         return TransformersEngine(path, device, compute_type)
+    if kind == "onnx":
+        from utils.transcription.onnx_engine import OnnxEngine
+
+        return OnnxEngine(path, device, compute_type, cpu_threads=_cpu_threads())
     raise ValueError(f"no transcription engine for {kind} models (at {path}); export it first")
 
 

@@ -133,7 +133,7 @@ class FasterWhisperEngine:
         ctranslate2.set_random_seed(0)  # fallback sampling gives the same text every run
         language, probability = options.language, 1.0
         if language is None:
-            language, probability = self._detect_language(samples, options)
+            language, probability = self.detect_language(samples, options)
         options = dataclasses.replace(options, language=language)
         window = max_window_seconds(language, self.window_token_limit)
         if window < CHUNK_LENGTH:
@@ -148,7 +148,7 @@ class FasterWhisperEngine:
         segments = [_clamp(segment, duration) for segment in segments]
         return drop_hallucinations(segments, samples, options), language, probability
 
-    def _detect_language(
+    def detect_language(
         self, samples: np.ndarray, options: DecodeOptions
     ) -> tuple[str | None, float]:
         """Language and its probability from the first 30 s of speech; (None, 0) without speech."""
