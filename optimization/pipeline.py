@@ -93,14 +93,6 @@ class ExportResult:
     report: ParityReport | None
     seconds: float
 
-    def status_of(self, path: Path) -> str:
-        row = self._row(path)
-        return row.status if row else "ready"
-
-    def _row(self, path: Path) -> ParityRow | None:
-        rows = self.report.rows[1:] if self.report else ()
-        return next((r for r, p in zip(rows, self.exports, strict=False) if p == path), None)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": {"name": self.source.name, "path": str(self.source.hf_dir),
