@@ -126,7 +126,7 @@ def _form() -> dict[str, gr.components.Component]:
     targets = gr.CheckboxGroup(TARGETS, value=["ct2 int8"], label="Formats and quantizations")
     with gr.Row():
         heldout = gr.Dropdown(heldout_choices(), value=ENGLISH_SPEECH, label="Held-out set")
-        language = gr.Textbox(label="Language (default: the dataset's)", placeholder="am")
+        language = gr.Textbox(label="Language", info="empty: the dataset's own, else English")
         limit = gr.Number(value=16, precision=0, minimum=1, label="Utterances checked")
     with gr.Row():
         check = gr.Checkbox(value=True, label="Check against the source")

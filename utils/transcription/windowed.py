@@ -10,6 +10,7 @@ ratio are faster-whisper's own helpers, so all engines cut text alike.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import itertools
 import time
@@ -73,7 +74,7 @@ class _Job:
     reset_since: int = 0  # the prompt conditions on all_tokens[reset_since:]
 
 
-class WindowedEngine:
+class WindowedEngine(abc.ABC):
     """The model-independent half of an engine. A subclass sets, before use: `engine_name`
     (for messages), `hf_tokenizer` (a transformers Whisper tokenizer), `languages` (code -> id),
     `default_suppress_tokens`, `max_length` (decoder positions, 448), `window_token_limit`
@@ -92,23 +93,23 @@ class WindowedEngine:
     _restrict_cache: dict[tuple[str, ...], tuple[int, ...]]  # vocabulary -> suppressed ids
 
     # -- model steps (subclasses) ----------------------------------------------------------------
+    @abc.abstractmethod
     def encode(self, samples: np.ndarray) -> Any:
         """16 kHz samples (n <= 480000,) -> the window's encoding, opaque to this class."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def sot_probabilities(self, encoded: Any, prompt: Sequence[int] = ()) -> Tensor:
         """Next-token probabilities (vocab,) at <|startoftranscript|> after the prompt (openai)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def generate(
         self, encoded: Any, options: DecodeOptions, prompt: Sequence[int] = (), t: float = 0
     ) -> WindowDecode:
         """One decode of a window at temperature `t` after the <|startofprev|> `prompt`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def align(self, enc: Any, tok: Tokenizer, ids: list[int], frames: int) -> list[dict]:
         """Word dicts (word, tokens, start, end in s from the window start, probability)."""
-        raise NotImplementedError
 
     # -- options -----------------------------------------------------------------------------
     def _refusal(self, options: DecodeOptions) -> tuple[str, str] | None:
