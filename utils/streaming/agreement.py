@@ -62,7 +62,12 @@ class LocalAgreement:
         self.previous = new[agreed:]
         return final, list(self.previous)
 
-    def flush(self) -> list[Word]:
-        """Finalize the unstable tail (the speech ended: nothing will revise it)."""
-        final, self.previous = self._commit(self.previous), []
+    def flush(self, drop_below: float = 0.0) -> list[Word]:
+        """Finalize the unstable tail (the speech ended: nothing will revise it). Trailing words
+        with probability under `drop_below` are dropped: unconfirmed words Whisper adds on the
+        silence after speech ("Please.", "is.") come with probabilities near 0.1."""
+        tail = list(self.previous)
+        while tail and tail[-1].probability < drop_below:
+            tail.pop()
+        final, self.previous = self._commit(tail), []
         return final

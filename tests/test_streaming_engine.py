@@ -1,0 +1,99 @@
+"""The streaming transcriber (issue 7): replayed real speech gives the offline transcript as
+append-only finals, the same input gives the same output, silence and noise give no text, and
+the buffer stays bounded however long the speech runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evaluation.scoring import score
+from optimization.heldout_sets import english_heldout
+from utils.audio import SAMPLE_RATE
+from utils.streaming.replay import final_text, replay
+from utils.streaming.transcriber import StreamingTranscriber, StreamOptions
+from utils.transcription.options import DecodeOptions
+from utils.transcription.results import Segment, Timings, TranscriptionResult, Word
+
+GAP = np.zeros(SAMPLE_RATE, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def speech():
+    """Four real English prompts with a second of silence after each (about 19 s)."""
+    heldout = english_heldout(4)
+    return np.concatenate([np.concatenate([audio, GAP]) for audio in heldout.audios])
+
+
+@pytest.fixture(scope="module")
+def streamed(engine, speech):
+    transcriber = StreamingTranscriber(engine, StreamOptions(language="en"))
+    return list(replay(transcriber, speech, chunk_seconds=0.25))
+
+
+def test_finals_equal_the_offline_transcript_and_only_grow(engine, speech, streamed):
+    offline = engine.transcribe(speech, DecodeOptions(language="en")).text
+    streamed_text = final_text(streamed)
+    assert score([offline], [streamed_text], "en", bootstrap=0).wer <= 0.05, streamed_text
+    finals = [e.event for e in streamed if e.event.kind == "final"]
+    assert [f.seq for f in finals] == list(range(1, len(finals) + 1))
+    starts = [w.start for f in finals for w in f.words]
+    assert starts == sorted(starts) and 0 <= starts[0] < starts[-1] <= speech.size / SAMPLE_RATE
+    partials = [e.event for e in streamed if e.event.kind == "partial"]
+    assert any(p.text for p in partials)  # text showed before it was final
+    speaking = [e.event.speech for e in streamed if e.event.kind == "vad"]
+    assert speaking == [True, False] * 4
+
+
+def test_the_same_input_gives_the_same_finals_whatever_the_chunking(engine, speech):
+    options = StreamOptions(language="en", partials=False)
+    runs = [
+        [e.event for e in replay(StreamingTranscriber(engine, options), speech, size)
+         if e.event.kind == "final"]
+        for size in (0.1, 0.37)
+    ]  # fmt: skip
+    assert runs[0] == runs[1] and len(runs[0]) == 4  # one final per utterance
+
+
+def test_silence_and_noise_give_no_text(engine):
+    rng = np.random.default_rng(0)
+    silence = np.zeros(8 * SAMPLE_RATE, dtype=np.float32)
+    noise = (0.01 * rng.standard_normal(8 * SAMPLE_RATE)).astype(np.float32)
+    for audio in (silence, noise):
+        events = list(replay(StreamingTranscriber(engine), audio, 0.5))
+        assert not [e for e in events if e.event.kind == "final"]
+
+
+class WordPerHalfSecond:
+    """A stand-in engine: one word per 0.5 s of buffer, named after that audio, so successive
+    hypotheses agree on the same audio; 20 tokens per word (Amharic-like cost)."""
+
+    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> TranscriptionResult:
+        half, seconds = SAMPLE_RATE // 2, samples.size / SAMPLE_RATE
+        names = [int(abs(samples[i * half : (i + 1) * half]).sum() * 1e3)
+                 for i in range(samples.size // half)]  # fmt: skip
+        words = tuple(Word(i * 0.5, i * 0.5 + 0.4, f" w{n}", 0.9) for i, n in enumerate(names))
+        text = "".join(w.word for w in words)
+        tokens = tuple(range(20 * len(words)))
+        segment = Segment(0.0, seconds, text, -0.1, 0.0, words=words, tokens=tokens)
+        language = options.language or "en"
+        return TranscriptionResult.from_segments([segment], language, 1.0, seconds, Timings(),
+                                                 None, "")  # fmt: skip
+
+
+def test_the_buffer_stays_under_its_caps_through_long_unbroken_speech(speech):
+    rng = np.random.default_rng(1)
+    talk = np.tile(speech[: 4 * SAMPLE_RATE], 30) + 0.001 * rng.standard_normal(120 * SAMPLE_RATE)
+    options = StreamOptions(language="en", max_buffer_seconds=10.0, max_buffer_tokens=400)
+    transcriber = StreamingTranscriber(WordPerHalfSecond(), options)
+    longest, finals = 0.0, []
+    for first in range(0, talk.size, SAMPLE_RATE // 2):
+        events = transcriber.feed(talk[first : first + SAMPLE_RATE // 2].astype(np.float32))
+        finals += [e for e in events if e.kind == "final"]
+        longest = max(longest, transcriber._buffer.size / SAMPLE_RATE)
+    finals += [e for e in transcriber.finish() if e.kind == "final"]
+    assert longest <= 10.0 + options.update_seconds
+    words = [w for f in finals for w in f.words]
+    starts = [w.start for w in words]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)  # nothing final twice
+    assert len(words) >= 0.8 * 120 / 0.5  # most of two minutes became final

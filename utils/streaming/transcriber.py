@@ -1,0 +1,215 @@
+"""Incremental transcription of one live stream: partial text that may change and final text that
+never does, with words timed from the stream start.
+
+Audio (16 kHz float32, chunks of any size) goes to a per-stream Silero VAD and a rolling buffer.
+While speech lasts, the buffer is decoded again once enough new audio arrived; LocalAgreement
+commits the words two successive hypotheses agree on (`agreement.py`), committed text prompts the
+next decode, and the buffer is cut at a committed word before it passes its cap in seconds or in
+decoder tokens (Amharic spends about 3 tokens per character). At the end of speech the remaining
+words are final. Memory and work per update are bounded by the caps, not by the stream's length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from utils.audio import SAMPLE_RATE
+from utils.streaming.agreement import LocalAgreement
+from utils.transcription.options import DecodeOptions
+from utils.transcription.results import Word
+from utils.transcription.windows import max_window_seconds
+from utils.vad import StreamingVad, VadOptions
+
+PROMPT_WORDS = 30  # committed words before the buffer that prompt the next decode
+KEPT_WORDS = 400  # committed words remembered: the prompt picks those before the buffer
+UNCONFIRMED_MIN_PROBABILITY = 0.3  # trailing unconfirmed words below it are not made final
+SILENCE_KEPT = 2.0  # seconds kept in silence: the VAD reports a start this far back at most
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How a stream is decoded. Vary with `dataclasses.replace`."""
+
+    language: str | None = None  # None: detected on the first decode, then kept
+    task: Literal["transcribe", "translate"] = "transcribe"
+    update_seconds: float = 1.0  # decode again once this much new audio arrived
+    max_buffer_seconds: float = 15.0  # also capped per language (windows.max_window_seconds)
+    max_buffer_tokens: int = 180  # decoder tokens of the uncommitted hypothesis
+    partials: bool = True  # decode while speech lasts; False: finals at the end of speech only
+    vad: VadOptions = field(
+        default_factory=lambda: VadOptions(min_silence_duration_ms=600, speech_pad_ms=200)
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.update_seconds <= self.max_buffer_seconds:
+            raise ValueError("update_seconds must be in [0.1, max_buffer_seconds]")
+        if self.max_buffer_seconds > 30 or self.max_buffer_tokens < 16:
+            raise ValueError("max_buffer_seconds must be <= 30 and max_buffer_tokens >= 16")
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """`partial`: the whole unstable tail (replaces the previous partial); `final`: append-only,
+    numbered by `seq`; `vad`: speech started (`speech` True) or ended. Times in seconds from the
+    stream start."""
+
+    kind: Literal["partial", "final", "vad"]
+    text: str = ""
+    words: tuple[Word, ...] = ()
+    seq: int = 0
+    start: float = 0.0
+    end: float = 0.0
+    speech: bool | None = None
+
+
+def _text(words: list[Word] | tuple[Word, ...]) -> str:
+    return "".join(w.word for w in words).strip()
+
+
+class StreamingTranscriber:
+    """One stream's state over a shared engine (`transcribe(samples, DecodeOptions)` returning a
+    `TranscriptionResult` with word timings). Not thread-safe: one caller per stream."""
+
+    def __init__(self, engine: Any, options: StreamOptions | None = None) -> None:
+        self.engine, self.options = engine, options or StreamOptions()
+        self.language = self.options.language
+        self._vad = StreamingVad(self.options.vad)
+        self._agreement = LocalAgreement()
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0.0  # seconds: stream time of the buffer's first sample
+        self._received = 0  # samples received
+        self._undecoded = 0  # samples since the last decode
+        self._speech = False
+        self._seq = 0
+        self._committed: list[Word] = []  # the last KEPT_WORDS final words
+
+    # -- input -----------------------------------------------------------------------------------
+    def feed(self, samples: np.ndarray) -> list[StreamEvent]:
+        """Add 16 kHz mono float32 samples (n,); return the events they caused, in order."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self._buffer = np.concatenate([self._buffer, samples])
+        self._received += samples.size
+        self._undecoded += samples.size
+        events = self._vad_events(self._vad.feed(samples))
+        if self._speech and self.options.partials and self._due():
+            events += self._update()
+        if not self._speech:
+            self._drop_silence()
+        return events
+
+    def finish(self) -> list[StreamEvent]:
+        """End of stream: decode what speech remains and make it final."""
+        events = self._vad_events(self._vad.flush())
+        if self._speech:
+            events += self._end_of_speech(self.now)
+        return events
+
+    @property
+    def now(self) -> float:
+        """Seconds of audio received."""
+        return self._received / SAMPLE_RATE
+
+    # -- speech state ----------------------------------------------------------------------------
+    def _vad_events(self, vad_events: list) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for event in vad_events:
+            if event.kind == "start" and not self._speech:
+                self._speech = True
+                self._cut(event.time)  # the buffer starts where the VAD says speech starts
+                events.append(StreamEvent("vad", speech=True, start=event.time))
+            elif event.kind == "end" and self._speech:
+                events += self._end_of_speech(event.time)
+                events.append(StreamEvent("vad", speech=False, end=event.time))
+        return events
+
+    def _end_of_speech(self, end: float) -> list[StreamEvent]:
+        """Decode the speech that ended at stream time `end`, make all of it final and drop its
+        audio (a tail left in the buffer would be transcribed again with the next speech)."""
+        events = self._update(until=end)
+        final = self._agreement.flush(drop_below=UNCONFIRMED_MIN_PROBABILITY)
+        self._speech = False
+        events += self._finals(final)
+        if final:
+            events.append(StreamEvent("partial"))  # the tail is now empty
+        self._cut(max(end, self._agreement.committed_end))
+        return events
+
+    def _drop_silence(self) -> None:
+        """Outside speech keep only the last SILENCE_KEPT seconds (the VAD's padded start)."""
+        self._cut(self.now - SILENCE_KEPT)
+
+    # -- decoding --------------------------------------------------------------------------------
+    def _due(self) -> bool:
+        return self._undecoded >= self.options.update_seconds * SAMPLE_RATE
+
+    def _decode_options(self) -> DecodeOptions:
+        # Only text before the buffer prompts it: words inside are transcribed again, and a
+        # prompt holding them makes Whisper skip them and misplace what follows (whisper_streaming).
+        before = [w for w in self._committed if w.end <= self._buffer_start + 0.01]
+        prompt = _text(before[-PROMPT_WORDS:])
+        return DecodeOptions(
+            language=self.language, task=self.options.task, beam_size=1, temperature=(0.0,),
+            vad_filter=False, word_timestamps=True, condition_on_previous_text=False,
+            initial_prompt=prompt or None,
+        )  # fmt: skip
+
+    def _hypothesis(self, until: float | None) -> tuple[list[Word], int]:
+        """Words of the buffer up to stream time `until` (None: all of it), in absolute times,
+        and the decoder tokens they cost."""
+        self._undecoded = 0
+        stop = None if until is None else max(0, round((until - self._buffer_start) * SAMPLE_RATE))
+        audio = self._buffer[:stop]
+        if audio.size < SAMPLE_RATE // 10:
+            return [], 0
+        result = self.engine.transcribe(audio, self._decode_options())
+        self.language = self.language or result.language or None
+        offset = self._buffer_start
+        words = [dataclasses.replace(w, start=w.start + offset, end=w.end + offset)
+                 for w in result.words]  # fmt: skip
+        return words, sum(len(s.tokens) for s in result.segments)
+
+    def _update(self, until: float | None = None) -> list[StreamEvent]:
+        words, tokens = self._hypothesis(until)
+        final, tail = self._agreement.update(words)
+        events = self._finals(final)
+        if self.options.partials:
+            events.append(StreamEvent("partial", _text(tail), tuple(tail),
+                                      start=tail[0].start if tail else 0.0,
+                                      end=tail[-1].end if tail else 0.0))  # fmt: skip
+        return events + self._bound(tokens)
+
+    def _finals(self, words: list[Word]) -> list[StreamEvent]:
+        if not words:
+            return []
+        self._seq += 1
+        self._committed = (self._committed + words)[-KEPT_WORDS:]
+        return [StreamEvent("final", _text(words), tuple(words), self._seq,
+                            words[0].start, words[-1].end)]  # fmt: skip
+
+    # -- the buffer's bounds ---------------------------------------------------------------------
+    def _cap_seconds(self) -> float:
+        window = max_window_seconds(self.language) if self.language else 30.0
+        return min(self.options.max_buffer_seconds, window)
+
+    def _bound(self, tokens: int) -> list[StreamEvent]:
+        """Cut at the last committed word once the buffer nears a cap; with nothing committed,
+        finalize the tail first so the buffer can never grow without limit."""
+        seconds = self._buffer.size / SAMPLE_RATE
+        if seconds < self._cap_seconds() * 0.8 and tokens < self.options.max_buffer_tokens:
+            return []
+        events = []
+        if self._agreement.committed_end <= self._buffer_start:
+            events = self._finals(self._agreement.flush())
+        self._cut(self._agreement.committed_end)
+        return events
+
+    def _cut(self, at: float) -> None:
+        """Drop the buffer's audio before stream time `at` (seconds)."""
+        drop = round((at - self._buffer_start) * SAMPLE_RATE)
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop / SAMPLE_RATE
