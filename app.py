@@ -25,11 +25,13 @@ import gradio as gr
 
 from api.auth import AccessPolicy
 from api.routes import register_router, transcription_router, websocket_router
+from api.streaming import streaming_router
 from api.tensorboard import mount_tensorboard
 from ui_components.datasets_tab import build_datasets_tab
 from ui_components.export_tab import build_export_tab
 from ui_components.training_tab import build_training_tab
 from ui_components.transcribe_tab import build_transcribe_tab, model_picker_update
+from utils.streaming.session import StreamHub
 
 TOGGLE_THEME_JS = "() => { document.body.classList.toggle('dark'); }"
 CSS = ".studio-header { display: flex; justify-content: space-between; align-items: center; }"
@@ -71,6 +73,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, gr.Server, AccessPolicy]:
     server = gr.Server(title="Whisper Studio API")
     register_router(server, transcription_router(), policy)
     server.include_router(websocket_router(policy))
+    server.include_router(streaming_router(policy, StreamHub()))
     mount_tensorboard(server, policy)
     demo = build_ui(settings.model)
     demo.queue(default_concurrency_limit=2)
