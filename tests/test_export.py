@@ -27,7 +27,7 @@ from optimization.sources import SourceError, resolve_source
 from utils.registry import default_choice, list_models, model_choices
 
 CHECK_CLIPS = 4
-LORA_STD = 0.07  # changes about 7% of greedy tokens on the check clips, never loops
+LORA_STD = 0.07  # seeded: 89% token agreement with the base on the check clips, no loops
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,7 @@ def lora_adapter(hf_model_dir, tmp_path_factory) -> Path:
 
     model = WhisperForConditionalGeneration.from_pretrained(hf_model_dir)
     targets = r"model\.decoder\.layers\.\d+\.(self_attn|encoder_attn)\.(q_proj|v_proj)"
+    torch.manual_seed(0)  # lora_A's initialisation draws from the global generator
     peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets))
     generator = torch.Generator().manual_seed(0)
     for name, weight in peft.named_parameters():
