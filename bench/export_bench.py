@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluation.scoring import score
 from optimization.heldout_sets import HeldoutSet, english_heldout
-from optimization.parity import directory_size
 from optimization.parity_runs import Candidate, open_engine, parity_options
+from utils.registry import directory_size
 
 SYSTEMS = (  # name, format, precision
     ("transformers fp32", "transformers", "float32"),

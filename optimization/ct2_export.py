@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +105,6 @@ def convert_to_ct2(
     hf_dir: Path,
     out_dir: Path,
     quantization: str = "int8",
-    copy_extra: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Convert the transformers Whisper in `hf_dir` into the empty directory `out_dir` with
     `quantization`, complete and check its config; returns the written config.json."""
@@ -127,8 +124,6 @@ def convert_to_ct2(
         from transformers import WhisperFeatureExtractor  # processor_config.json
 
         WhisperFeatureExtractor.from_pretrained(hf_dir).save_pretrained(out_dir)
-    for name, path in (copy_extra or {}).items():
-        shutil.copyfile(path, out_dir / name)
     config = complete_config(out_dir, hf_dir)
     model_config = _read(hf_dir / "config.json")
     layers, heads = model_config["decoder_layers"], model_config["decoder_attention_heads"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from evaluation.paired import PairedComparison, paired_bootstrap
@@ -30,6 +29,7 @@ from optimization.parity_runs import (
     needs_matched_reference,
     run_system,
 )
+from utils.registry import directory_size
 
 MIN_AGREEMENT = 0.99
 SIGNIFICANCE = 0.05
@@ -112,10 +112,6 @@ def token_agreement(reference: Sequence[Sequence[int]], other: Sequence[Sequence
 def language_agreement(reference: Sequence[str | None], other: Sequence[str | None]) -> float:
     pairs = list(zip(reference, other, strict=True))
     return sum(a == b for a, b in pairs) / len(pairs) if pairs else 1.0
-
-
-def directory_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def _flag_reasons(

@@ -55,23 +55,14 @@ def parity_options(language: str) -> DecodeOptions:
 
 def open_engine(candidate: Candidate, device: str = "cpu") -> Any:
     """A fresh engine (not the process-wide cache: load times are measured and the memory goes
-    when the check ends)."""
+    when the check ends). The source runs in float32; CTranslate2 as `compute_type` says."""
+    from utils.transcription import engine
+
     kind: ModelKind | None = _kind_of(candidate.path)
-    if kind == "transformers":
-        from utils.transcription.hf_engine import TransformersEngine
-
-        return TransformersEngine(candidate.path, device, "float32")
-    if kind == "ctranslate2":
-        from utils.transcription.engine import _cpu_threads
-        from utils.transcription.faster_engine import FasterWhisperEngine
-
-        compute = candidate.compute_type
-        return FasterWhisperEngine(candidate.path, device, compute, cpu_threads=_cpu_threads())
-    if kind == "onnx":
-        from utils.transcription.onnx_engine import OnnxEngine
-
-        return OnnxEngine(candidate.path, device)
-    raise ValueError(f"{candidate.path}: not a model directory the check can run")
+    if kind is None:
+        raise ValueError(f"{candidate.path}: not a model directory the check can run")
+    compute = "float32" if kind == "transformers" else candidate.compute_type
+    return engine.open_engine(str(candidate.path), kind, device, compute)
 
 
 def _detected(engine: Any, audio: Any, options: DecodeOptions) -> str | None:

@@ -24,7 +24,7 @@ from optimization.parity import ParityReport, ParityRow, parity_check
 from optimization.parity_runs import Candidate
 from optimization.sources import ExportSource, resolve_source
 from utils.fileops import staged_directory
-from utils.registry import register_model
+from utils.registry import link_into_models, register_model
 from utils.workspace import Workspace, get_workspace
 
 Format = Literal["ct2", "onnx"]
@@ -164,19 +164,6 @@ def _register(path: Path, row: ParityRow | None, source: ExportSource, target: E
                    metrics=metrics, flag_reasons=list(row.reasons) if row else [],
                    format=target.format, quantization=target.quantization)  # fmt: skip
     return link_into_models(path, workspace)
-
-
-def link_into_models(path: Path, workspace: Workspace) -> str:
-    """`path` as models/<name> (a symlink unless it already lies there); returns the name."""
-    if path.parent.resolve() == workspace.models.resolve():
-        return path.name
-    link, suffix = workspace.models / path.name, 1
-    while (link.exists() or link.is_symlink()) and link.resolve() != path.resolve():
-        suffix += 1
-        link = workspace.models / f"{path.name}-{suffix}"
-    if not link.is_symlink():
-        link.symlink_to(path.resolve(), target_is_directory=True)
-    return link.name
 
 
 def _scaled(progress: Progress, start: float, end: float) -> Progress:

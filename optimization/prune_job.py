@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from optimization.heldout_sets import heldout_for
-from optimization.pipeline import link_into_models
 from optimization.pruning import (
     PruneOptions,
     PruneReport,
@@ -19,7 +18,7 @@ from optimization.pruning import (
     recover,
 )
 from optimization.sources import resolve_source
-from utils.registry import register_model
+from utils.registry import link_into_models, register_model
 from utils.workspace import Workspace, get_workspace
 
 Progress = Callable[[str, float], None] | None  # (what, fraction), as the export pipeline

@@ -42,7 +42,8 @@ class ModelEntry:
         return row
 
 
-def _directory_size(path: Path) -> int:
+def directory_size(path: Path) -> int:
+    """Bytes of every file below `path`."""
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
@@ -86,7 +87,7 @@ def describe_model(path: Path) -> ModelEntry | None:
         kind=kind,
         path=path,
         status=record.get("status", "ready"),
-        size_bytes=_directory_size(path),
+        size_bytes=directory_size(path),
         languages=_languages(path, kind),
         source=record.get("source", "local"),
         created=float(record.get("created", path.stat().st_mtime)),
@@ -129,3 +130,19 @@ def default_choice(entries: list[ModelEntry], preferred: str | None = None) -> s
     if preferred and preferred not in flagged:
         return preferred
     return next((e.name for e in entries if e.name not in flagged), None)
+
+
+def link_into_models(path: Path, workspace: Workspace, name: str | None = None) -> str:
+    """`path` as models/<name> (default: its own name; a symlink unless it already lies there,
+    a suffix when the name is taken by another model), so every model picker lists it; returns
+    the registry name."""
+    if path.parent.resolve() == workspace.models.resolve():
+        return path.name
+    name = name or path.name
+    link, suffix = workspace.models / name, 1
+    while (link.exists() or link.is_symlink()) and link.resolve() != path.resolve():
+        suffix += 1
+        link = workspace.models / f"{name}-{suffix}"
+    if not link.is_symlink():
+        link.symlink_to(path.resolve(), target_is_directory=True)
+    return link.name

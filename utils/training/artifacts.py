@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from utils.registry import register_model
+from utils.registry import link_into_models, register_model
 from utils.workspace import Workspace
 
 CONFIG_NAME = "config.json"
@@ -66,14 +66,7 @@ def register_run_model(
     """Link `run_dir/merged` into the workspace's models/ under the run's name and record its
     facts, so the Transcribe tab lists it at once. Returns the link."""
     merged = run_dir / MERGED
-    link = workspace.models / run_dir.name
-    suffix = 1
-    while (link.exists() or link.is_symlink()) and link.resolve() != merged.resolve():
-        suffix += 1
-        link = workspace.models / f"{run_dir.name}-{suffix}"
-    if not link.is_symlink():
-        link.symlink_to(merged.resolve(), target_is_directory=True)
     figures = {k: v for k, v in metrics.items() if k.startswith("val/") and v is not None}
     register_model(merged, source=f"fine-tuned run {run_dir.name} of {base_model} on {dataset}",
                    metrics=figures, run=str(run_dir), base_model=base_model)  # fmt: skip
-    return link
+    return workspace.models / link_into_models(merged, workspace, run_dir.name)

@@ -62,6 +62,12 @@ _load_lock = threading.Lock()
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, kind: str, device: str, compute_type: str) -> Engine:
+    return open_engine(path, kind, device, compute_type)
+
+
+def open_engine(path: str, kind: str, device: str, compute_type: str) -> Engine:
+    """A fresh engine for a resolved model directory of `kind` (`load_engine` caches these;
+    callers measuring load time or wanting the memory back call this directly)."""
     if kind == "ctranslate2":
         from utils.transcription.faster_engine import FasterWhisperEngine
 
