@@ -18,17 +18,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import gradio as gr
 
 from api.auth import AccessPolicy
+from api.openai_audio import openai_audio_router
 from api.routes import register_router, transcription_router, websocket_router
+from api.stream_chunks import ChunkGate, OrderedChunksMiddleware
 from api.streaming import streaming_router
 from api.tensorboard import mount_tensorboard
 from ui_components.datasets_tab import build_datasets_tab
 from ui_components.export_tab import build_export_tab
+from ui_components.live_tab import build_live_tab
 from ui_components.training_tab import build_training_tab
 from ui_components.transcribe_tab import build_transcribe_tab, model_picker_update
 from utils.streaming.session import StreamHub
@@ -44,10 +47,13 @@ class Settings:
     share: bool = False
     auth: tuple[str, str] | None = None
     model: str | None = None
+    max_live_sessions: int = 8
 
 
-def build_ui(default_model: str | None = None) -> gr.Blocks:
-    """The studio's Blocks: a header with the theme toggle, then one tab per working feature."""
+def build_ui(default_model: str | None, hub: StreamHub, gate: ChunkGate) -> gr.Blocks:
+    """The studio's Blocks: a header with the theme toggle, then one tab per working feature.
+    `hub` holds the live sessions (the WebSocket API shares it: one limit for both); `gate`
+    orders the Live tab's microphone chunks (see `live_server`)."""
     with gr.Blocks(title="Whisper Studio") as demo:
         with gr.Row(elem_classes="studio-header"):
             gr.Markdown("# Whisper Studio")
@@ -60,29 +66,50 @@ def build_ui(default_model: str | None = None) -> gr.Blocks:
                 build_training_tab(demo)
             with gr.Tab("Transcribe", id="transcribe") as transcribe_tab:
                 picker = build_transcribe_tab(default_model)
+            with gr.Tab("Live", id="live") as live_tab:
+                live_picker = build_live_tab(hub, gate, default_model)
             with gr.Tab("Export", id="export"):
                 build_export_tab()
         # New exports and runs show up as soon as the tab is opened again.
         transcribe_tab.select(model_picker_update, outputs=picker)
+        live_tab.select(model_picker_update, outputs=live_picker)
     return demo
+
+
+def live_server(
+    settings: Settings, policy: AccessPolicy, title: str
+) -> tuple[gr.Server, StreamHub, ChunkGate]:
+    """A server carrying /ws/transcribe and the middleware that keeps the Live tab's microphone
+    chunks in order; the hub and gate for the Live tab that it serves."""
+    hub, gate = StreamHub(settings.max_live_sessions), ChunkGate()
+    server = gr.Server(title=title)
+    server.add_middleware(OrderedChunksMiddleware, gate=gate)
+    server.include_router(streaming_router(policy, hub))
+    return server, hub, gate
 
 
 def create_app(settings: Settings) -> tuple[gr.Blocks, gr.Server, AccessPolicy]:
     """The UI, the server carrying the custom routes, and the access policy guarding them."""
     policy = AccessPolicy.for_launch(password_auth=settings.auth is not None, share=settings.share)
-    server = gr.Server(title="Whisper Studio API")
+    server, hub, gate = live_server(settings, policy, "Whisper Studio API")
     register_router(server, transcription_router(), policy)
+    register_router(server, openai_audio_router(), policy)
     server.include_router(websocket_router(policy))
-    server.include_router(streaming_router(policy, StreamHub()))
     mount_tensorboard(server, policy)
-    demo = build_ui(settings.model)
+    demo = build_ui(settings.model, hub, gate)
     demo.queue(default_concurrency_limit=2)
     return demo, server, policy
 
 
-def launch(settings: Settings, *, prevent_thread_lock: bool = False) -> gr.Blocks:
-    """Start serving; the returned Blocks knows its `local_url` and `share_url`."""
-    demo, server, policy = create_app(settings)
+AppFactory = Callable[[Settings], tuple[gr.Blocks, gr.Server, AccessPolicy]]
+
+
+def launch(
+    settings: Settings, *, prevent_thread_lock: bool = False, factory: AppFactory = create_app
+) -> gr.Blocks:
+    """Start serving what `factory` builds (the studio, or app_streaming's live-only app); the
+    returned Blocks knows its `local_url` and `share_url`."""
+    demo, server, policy = factory(settings)
     if settings.share and policy.api_keys and not os.environ.get("WHISPER_STUDIO_API_KEYS"):
         print(f"API key for this shared app: {next(iter(policy.api_keys))}")
     demo.launch(
@@ -107,10 +134,12 @@ def _auth_pair(text: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def parse_settings(argv: Sequence[str] | None = None) -> Settings:
+def parse_settings(
+    argv: Sequence[str] | None = None, description: str = "Launch Whisper Studio."
+) -> Settings:
     env = os.environ
     in_space = "SPACE_ID" in env
-    parser = argparse.ArgumentParser(description="Launch Whisper Studio.")
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--host", default=env.get("GRADIO_SERVER_NAME", "0.0.0.0" if in_space else "127.0.0.1")
     )
@@ -122,8 +151,14 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         "--auth", type=_auth_pair, default=_auth_pair(env.get("WHISPER_STUDIO_AUTH"))
     )
     parser.add_argument("--model", default=env.get("WHISPER_STUDIO_MODEL"))
+    parser.add_argument(
+        "--max-live-sessions",
+        type=int,
+        default=int(env.get("WHISPER_STUDIO_MAX_LIVE_SESSIONS", "8")),
+        help="live streams (Live tab and /ws/transcribe together) before new ones are refused",
+    )
     args = parser.parse_args(argv)
-    return Settings(args.host, args.port, args.share, args.auth, args.model)
+    return Settings(args.host, args.port, args.share, args.auth, args.model, args.max_live_sessions)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

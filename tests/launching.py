@@ -15,12 +15,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(**settings: Any) -> Iterator[str]:
-    """The app launched with `Settings(**settings)` on a free port; yields its URL (no slash
-    at the end)."""
-    from app import Settings, launch
+def running_app(factory: Any = None, **settings: Any) -> Iterator[str]:
+    """The app (or what `factory` builds) launched with `Settings(**settings)` on a free port;
+    yields its URL (no slash at the end)."""
+    from app import Settings, create_app, launch
 
-    demo = launch(Settings(port=free_port(), **settings), prevent_thread_lock=True)
+    demo = launch(
+        Settings(port=free_port(), **settings),
+        prevent_thread_lock=True,
+        factory=factory or create_app,
+    )
     try:
         yield demo.local_url.rstrip("/")
     finally:

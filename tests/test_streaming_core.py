@@ -3,12 +3,16 @@ LocalAgreement commit policy."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
 from utils.audio import SAMPLE_RATE
 from utils.streaming.agreement import LocalAgreement
 from utils.streaming.audio_input import StreamFormatError, StreamResampler, decode_frame
+from utils.streaming.turns import FINAL, PARTIAL, EngineTurns
 from utils.transcription.results import Word
 
 
@@ -83,3 +87,28 @@ def test_a_revised_tail_is_not_committed():
     assert [w.word for w in final] == [" the"]
     final, tail = policy.update(words((" the", 0.0), (" cat", 0.3), (" sat", 0.6)))
     assert final == [] and [w.word for w in tail] == [" cat", " sat"]
+
+
+def test_finals_go_before_partials_and_queued_turns_keep_arrival_order():
+    turns = EngineTurns()
+    order: list[str] = []
+    turns.acquire(PARTIAL, wait=False)  # the engine is busy
+    assert not turns.acquire(PARTIAL, wait=False)  # an opportunistic partial is skipped
+    waiters = []
+    for name, priority in [("p1", PARTIAL), ("f1", FINAL), ("p2", PARTIAL), ("f2", FINAL)]:
+        thread = threading.Thread(target=_take_turn, args=(turns, priority, name, order))
+        thread.start()
+        waiters.append(thread)
+        while turns.waiting < len(waiters):  # queue them in this order
+            time.sleep(0.001)
+    turns.release()
+    for thread in waiters:
+        thread.join(5)
+    assert order == ["f1", "f2", "p1", "p2"]
+    assert turns.skipped == 1 and turns.granted == {FINAL: 2, PARTIAL: 3}
+    assert turns.acquire(PARTIAL, wait=False)  # free again
+
+
+def _take_turn(turns: EngineTurns, priority: int, name: str, order: list[str]) -> None:
+    with turns.turn(priority, wait=True):
+        order.append(name)

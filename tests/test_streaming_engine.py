@@ -4,6 +4,8 @@ the buffer stays bounded however long the speech runs."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from optimization.heldout_sets import english_heldout
 from utils.audio import SAMPLE_RATE
 from utils.streaming.replay import final_text, replay
 from utils.streaming.transcriber import StreamingTranscriber, StreamOptions
+from utils.streaming.turns import FINAL, PARTIAL, EngineTurns
 from utils.transcription.options import DecodeOptions
 from utils.transcription.results import Segment, Timings, TranscriptionResult, Word
 
@@ -97,3 +100,29 @@ def test_the_buffer_stays_under_its_caps_through_long_unbroken_speech(speech):
     starts = [w.start for w in words]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)  # nothing final twice
     assert len(words) >= 0.8 * 120 / 0.5  # most of two minutes became final
+
+
+def test_a_busy_engine_skips_partials_while_finals_wait_for_their_turn(speech):
+    turns = EngineTurns()
+    options = StreamOptions(language="en", partial_max_gap=30.0)
+    transcriber = StreamingTranscriber(WordPerHalfSecond(), options, turns)
+    turns.acquire(FINAL, wait=True)  # another session holds the engine
+    quarter = SAMPLE_RATE // 4
+    events = [e for first in range(0, 3 * SAMPLE_RATE, quarter)
+              for e in transcriber.feed(speech[first : first + quarter])]  # fmt: skip
+    assert [e.kind for e in events] == ["vad"] and turns.skipped >= 3  # no partials: skipped
+    threading.Timer(0.3, turns.release).start()
+    finals = [e for e in transcriber.finish() if e.kind == "final"]
+    assert finals and turns.granted[FINAL] == 2  # the final waited for its turn, then ran
+
+
+def test_a_partial_starved_past_its_gap_queues_for_the_engine(speech):
+    turns = EngineTurns()
+    options = StreamOptions(language="en", partial_max_gap=1.5)
+    transcriber = StreamingTranscriber(WordPerHalfSecond(), options, turns)
+    turns.acquire(FINAL, wait=True)
+    threading.Timer(0.5, turns.release).start()
+    quarter = SAMPLE_RATE // 4
+    events = [e for first in range(0, 3 * SAMPLE_RATE, quarter)
+              for e in transcriber.feed(speech[first : first + quarter])]  # fmt: skip
+    assert "partial" in [e.kind for e in events] and turns.granted[PARTIAL] >= 1

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from utils.audio import SAMPLE_RATE
 from utils.streaming.audio_input import (
     ENCODINGS,
     Encoding,
@@ -16,9 +22,14 @@ from utils.streaming.audio_input import (
     decode_frame,
 )
 from utils.streaming.transcriber import StreamEvent, StreamingTranscriber, StreamOptions
+from utils.streaming.turns import EngineTurns
 from utils.transcription.engine import load_engine
 
 MAX_FRAME_BYTES = 1 << 20  # one frame: 1 MiB (about 33 s of 16 kHz pcm16)
+# A stream that fell behind decodes at most this much queued audio in one update (the buffer
+# must stay well inside Whisper's 30 s window).
+CATCH_UP_SECONDS = 4.0
+ARRIVALS_KEPT = 60.0  # seconds of frame arrival times kept for the latency figure
 CONFIG_KEYS = {"type", "language", "task", "model", "sample_rate", "encoding", "partials"}
 
 
@@ -67,40 +78,99 @@ class ServerBusyError(RuntimeError):
 
 
 class StreamSession:
-    """Decodes one stream's frames in order on a shared engine; `engine_lock` makes the
-    sessions sharing that engine take turns on it."""
+    """Decodes one stream's frames in order on a shared engine, taking `turns` with the other
+    sessions on that engine. Text events carry `latency`: seconds from the arrival of the audio
+    holding their last word to the event (for a final at the end of speech this includes the
+    VAD's end-of-speech wait)."""
 
-    def __init__(self, config: StreamConfig, engine: Any, engine_lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        config: StreamConfig,
+        engine: Any,
+        turns: EngineTurns,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.resampler = StreamResampler(config.sample_rate)
         options = StreamOptions(language=config.language, task=config.task,  # type: ignore[arg-type]
                                 partials=config.partials)  # fmt: skip
-        self.transcriber = StreamingTranscriber(engine, options)
-        self._lock = engine_lock
+        self.transcriber = StreamingTranscriber(engine, options, turns)
+        self._clock = clock
+        self._arrivals: deque[tuple[float, float]] = deque()  # (stream seconds, clock) per frame
 
-    def feed(self, frame: bytes) -> list[dict[str, Any]]:
+    def feed(self, frame: bytes, arrived: float | None = None) -> list[dict[str, Any]]:
         """One binary frame in, the events it caused out; StreamFormatError for a bad frame."""
-        if len(frame) > MAX_FRAME_BYTES:
-            raise StreamFormatError(f"frame of {len(frame)} bytes; at most {MAX_FRAME_BYTES}")
-        samples = self.resampler.push(decode_frame(frame, self.config.encoding))
-        with self._lock:
-            return [event_dict(e) for e in self.transcriber.feed(samples)]
+        return self.feed_frames([(frame, self._clock() if arrived is None else arrived)])
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.config.sample_rate * (2 if self.config.encoding == "pcm16" else 4)
+
+    def feed_frames(self, frames: list[tuple[bytes, float]]) -> list[dict[str, Any]]:
+        """Frames that arrived (clock seconds) while the last update ran, decoded together: a
+        stream that fell behind catches up with one update instead of one per frame (callers
+        keep a batch under CATCH_UP_SECONDS)."""
+        pieces = []
+        for frame, arrived in frames:
+            if len(frame) > MAX_FRAME_BYTES:
+                raise StreamFormatError(f"frame of {len(frame)} bytes; at most {MAX_FRAME_BYTES}")
+            pieces.append(self.resampler.push(decode_frame(frame, self.config.encoding)))
+            self._arrived(sum(p.size for p in pieces), arrived)
+        return self._decode(np.concatenate(pieces) if pieces else np.zeros(0, np.float32))
+
+    def feed_samples(self, chunks: list[tuple[np.ndarray, float]]) -> list[dict[str, Any]]:
+        """16 kHz float32 chunks (n,) with their arrival times, decoded together."""
+        total = 0
+        for samples, arrived in chunks:
+            total += samples.size
+            self._arrived(total, arrived)
+        return self._decode(np.concatenate([c for c, _ in chunks]) if chunks else np.zeros(0))
 
     def finish(self) -> list[dict[str, Any]]:
-        with self._lock:
-            events = self.transcriber.feed(self.resampler.flush())
-            events += self.transcriber.finish()
-        return [event_dict(e) for e in events]
+        tail = self.resampler.flush()
+        self._arrived(tail.size, self._clock())
+        events = self.transcriber.feed(tail) + self.transcriber.finish()
+        return self._with_latency(events)
+
+    @property
+    def speech(self) -> bool:
+        return self.transcriber.speaking
+
+    def _decode(self, samples: np.ndarray) -> list[dict[str, Any]]:
+        return self._with_latency(self.transcriber.feed(samples))
+
+    def _arrived(self, samples_ahead: int, arrived: float) -> None:
+        """Audio up to `samples_ahead` past what the transcriber holds arrived at `arrived`."""
+        position = self.transcriber.now + samples_ahead / SAMPLE_RATE
+        self._arrivals.append((position, arrived))
+        while self._arrivals and self._arrivals[0][0] < position - ARRIVALS_KEPT:
+            self._arrivals.popleft()
+
+    def _arrival(self, stream_time: float) -> float:
+        """When the audio at `stream_time` arrived (clock seconds)."""
+        for received, at in self._arrivals:
+            if received >= stream_time:
+                return at
+        return self._clock()
+
+    def _with_latency(self, events: list[StreamEvent]) -> list[dict[str, Any]]:
+        now, out = self._clock(), []
+        for event in events:
+            body = event_dict(event)
+            if event.words:
+                body["latency"] = round(now - self._arrival(event.words[-1].end), 3)
+            out.append(body)
+        return out
 
 
 class StreamHub:
-    """The live sessions of one server: a limit on their number, and one lock per loaded
-    engine (sessions share the model; it decodes one update at a time)."""
+    """The live sessions of one server: a limit on their number, and one `EngineTurns` per
+    loaded engine (sessions share the model; it decodes one update at a time, finals first)."""
 
     def __init__(self, max_sessions: int = 8) -> None:
         self.max_sessions = max_sessions
         self._guard = threading.Lock()
-        self._engine_locks: dict[int, threading.Lock] = {}
+        self._turns: dict[int, EngineTurns] = {}
         self.active = 0
 
     def open(self, config: StreamConfig) -> StreamSession:
@@ -115,8 +185,8 @@ class StreamHub:
         try:
             engine = load_engine(config.model)
             with self._guard:
-                lock = self._engine_locks.setdefault(id(engine), threading.Lock())
-            return StreamSession(config, engine, lock)
+                turns = self._turns.setdefault(id(engine), EngineTurns())
+            return StreamSession(config, engine, turns)
         except BaseException:
             self.close()
             raise

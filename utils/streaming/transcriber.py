@@ -12,6 +12,8 @@ words are final. Memory and work per update are bounded by the caps, not by the 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from utils.audio import SAMPLE_RATE
 from utils.streaming.agreement import LocalAgreement
+from utils.streaming.turns import FINAL, PARTIAL, EngineTurns
 from utils.transcription.options import DecodeOptions
 from utils.transcription.results import Word
 from utils.transcription.windows import max_window_seconds
@@ -27,6 +30,7 @@ from utils.vad import StreamingVad, VadOptions
 PROMPT_WORDS = 30  # committed words before the buffer that prompt the next decode
 KEPT_WORDS = 400  # committed words remembered: the prompt picks those before the buffer
 UNCONFIRMED_MIN_PROBABILITY = 0.3  # trailing unconfirmed words below it are not made final
+LANGUAGE_LOCK_SECONDS = 3.0  # a detected language is kept once this much audio confirmed it
 SILENCE_KEPT = 2.0  # seconds kept in silence: the VAD reports a start this far back at most
 
 
@@ -40,6 +44,9 @@ class StreamOptions:
     max_buffer_seconds: float = 15.0  # also capped per language (windows.max_window_seconds)
     max_buffer_tokens: int = 180  # decoder tokens of the uncommitted hypothesis
     partials: bool = True  # decode while speech lasts; False: finals at the end of speech only
+    # A busy shared engine skips partial updates; after this much undecoded speech a partial
+    # update waits for its turn instead (the tail would otherwise never be shown).
+    partial_max_gap: float = 4.0
     vad: VadOptions = field(
         default_factory=lambda: VadOptions(min_silence_duration_ms=600, speech_pad_ms=200)
     )
@@ -72,10 +79,14 @@ def _text(words: list[Word] | tuple[Word, ...]) -> str:
 
 class StreamingTranscriber:
     """One stream's state over a shared engine (`transcribe(samples, DecodeOptions)` returning a
-    `TranscriptionResult` with word timings). Not thread-safe: one caller per stream."""
+    `TranscriptionResult` with word timings). Not thread-safe: one caller per stream; streams
+    sharing an engine share its `EngineTurns` (None: this stream has the engine to itself)."""
 
-    def __init__(self, engine: Any, options: StreamOptions | None = None) -> None:
+    def __init__(
+        self, engine: Any, options: StreamOptions | None = None, turns: EngineTurns | None = None
+    ) -> None:
         self.engine, self.options = engine, options or StreamOptions()
+        self._turns = turns
         self.language = self.options.language
         self._vad = StreamingVad(self.options.vad)
         self._agreement = LocalAgreement()
@@ -96,7 +107,7 @@ class StreamingTranscriber:
         self._undecoded += samples.size
         events = self._vad_events(self._vad.feed(samples))
         if self._speech and self.options.partials and self._due():
-            events += self._update()
+            events += self._update(urgent=False)
         if not self._speech:
             self._drop_silence()
         return events
@@ -112,6 +123,11 @@ class StreamingTranscriber:
     def now(self) -> float:
         """Seconds of audio received."""
         return self._received / SAMPLE_RATE
+
+    @property
+    def speaking(self) -> bool:
+        """Whether the VAD is inside speech now."""
+        return self._speech
 
     # -- speech state ----------------------------------------------------------------------------
     def _vad_events(self, vad_events: list) -> list[StreamEvent]:
@@ -166,14 +182,31 @@ class StreamingTranscriber:
         if audio.size < SAMPLE_RATE // 10:
             return [], 0
         result = self.engine.transcribe(audio, self._decode_options())
-        self.language = self.language or result.language or None
+        if self.language is None and (
+            audio.size >= LANGUAGE_LOCK_SECONDS * SAMPLE_RATE or until is not None
+        ):
+            self.language = result.language or None  # a second of speech can fool detection
         offset = self._buffer_start
         words = [dataclasses.replace(w, start=w.start + offset, end=w.end + offset)
                  for w in result.words]  # fmt: skip
         return words, sum(len(s.tokens) for s in result.segments)
 
-    def _update(self, until: float | None = None) -> list[StreamEvent]:
-        words, tokens = self._hypothesis(until)
+    @contextmanager
+    def _engine_turn(self, urgent: bool) -> Iterator[bool]:
+        """Whether this decode may run now: finals wait for the engine, partials take it only
+        when free (or once `partial_max_gap` of speech went undecoded)."""
+        if self._turns is None:
+            yield True
+            return
+        starving = self._undecoded >= self.options.partial_max_gap * SAMPLE_RATE
+        with self._turns.turn(FINAL if urgent else PARTIAL, wait=urgent or starving) as granted:
+            yield granted
+
+    def _update(self, until: float | None = None, urgent: bool = True) -> list[StreamEvent]:
+        with self._engine_turn(urgent) as granted:
+            if not granted:
+                return []
+            words, tokens = self._hypothesis(until)
         final, tail = self._agreement.update(words)
         events = self._finals(final)
         if self.options.partials:

@@ -8,6 +8,8 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from utils.audio import AudioInput
 from utils.model_store import resolve_model
 from utils.transcription.options import DecodeOptions
@@ -19,6 +21,7 @@ class Engine(Protocol):
     device: str
     compute_type: str
     load_seconds: float
+    window_token_limit: int  # new tokens one decoder window may generate (224)
 
     def transcribe(
         self,
@@ -27,6 +30,10 @@ class Engine(Protocol):
         progress=None,
         source: str = "",
     ) -> TranscriptionResult: ...
+
+    def detect_language(
+        self, samples: np.ndarray, options: DecodeOptions
+    ) -> tuple[str | None, float]: ...
 
 
 @dataclass(frozen=True)

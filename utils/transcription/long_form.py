@@ -19,7 +19,7 @@ import numpy as np
 from utils.audio import SAMPLE_RATE
 from utils.audio_stream import iter_audio_blocks, probe_audio
 from utils.transcription.options import DecodeOptions
-from utils.transcription.results import Segment, Timings, TranscriptionResult, Word
+from utils.transcription.results import Segment, Timings, TranscriptionResult
 
 CUT_SEARCH_SECONDS = 30.0  # the cut is sought in the last 30 s of a block
 QUIET_SECONDS = 0.5  # ... as the middle of its quietest half second
@@ -63,19 +63,6 @@ def release_free_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _shift(segment: Segment, offset: float) -> Segment:
-    words = tuple(
-        Word(w.start + offset, w.end + offset, w.word, w.probability) for w in segment.words
-    )
-    return dataclasses.replace(
-        segment,
-        start=segment.start + offset,
-        end=segment.end + offset,
-        window_start=segment.window_start + offset,
-        words=words,
-    )
-
-
 def transcribe_long(
     engine,
     path: str | os.PathLike,
@@ -102,7 +89,7 @@ def transcribe_long(
         )
         if language is None and detected is not None:
             language, probability = detected, chance
-        segments.extend(_shift(s, offset) for s in found)
+        segments.extend(s.shifted(offset) for s in found)
         offset += piece.size / SAMPLE_RATE
         del piece
         release_free_memory()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from utils.audio import AudioInfo
@@ -29,6 +29,20 @@ class Segment:
     words: tuple[Word, ...] = ()
     tokens: tuple[int, ...] = ()
     window_start: float = 0.0  # seconds: start of the decoder window this segment came from
+
+    def shifted(self, seconds: float) -> Segment:
+        """This segment with its times (and its words') moved `seconds` later: block-relative
+        times made absolute from the file start."""
+        words = tuple(
+            Word(w.start + seconds, w.end + seconds, w.word, w.probability) for w in self.words
+        )
+        return replace(
+            self,
+            start=self.start + seconds,
+            end=self.end + seconds,
+            window_start=self.window_start + seconds,
+            words=words,
+        )
 
 
 @dataclass(frozen=True)
