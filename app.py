@@ -16,8 +16,10 @@ GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, and the API-key variables of api/auth.py
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +37,7 @@ from ui_components.live_tab import build_live_tab
 from ui_components.training_tab import build_training_tab
 from ui_components.transcribe_tab import build_transcribe_tab, model_picker_update
 from utils.streaming.session import StreamHub
+from utils.transcription.engine import load_engine
 
 TOGGLE_THEME_JS = "() => { document.body.classList.toggle('dark'); }"
 CSS = ".studio-header { display: flex; justify-content: space-between; align-items: center; }"
@@ -101,6 +104,21 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, gr.Server, AccessPolicy]:
     return demo, server, policy
 
 
+def warm_up(model: str | None) -> threading.Thread:
+    """Load the default model in the background, so the first live stream or transcription does
+    not wait for it (a failure is logged; the first request reports it again)."""
+
+    def load() -> None:
+        try:
+            load_engine(model)
+        except (LookupError, OSError, RuntimeError, ValueError) as exc:
+            logging.getLogger(__name__).warning("model %s not preloaded: %s", model, exc)
+
+    thread = threading.Thread(target=load, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 AppFactory = Callable[[Settings], tuple[gr.Blocks, gr.Server, AccessPolicy]]
 
 
@@ -110,6 +128,7 @@ def launch(
     """Start serving what `factory` builds (the studio, or app_streaming's live-only app); the
     returned Blocks knows its `local_url` and `share_url`."""
     demo, server, policy = factory(settings)
+    warm_up(settings.model)
     if settings.share and policy.api_keys and not os.environ.get("WHISPER_STUDIO_API_KEYS"):
         print(f"API key for this shared app: {next(iter(policy.api_keys))}")
     demo.launch(

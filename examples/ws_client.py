@@ -5,7 +5,7 @@
 
 The file is decoded to 16 kHz mono and sent as pcm16 frames of 100 ms, paced in real time with
 --realtime, else as fast as the server reads them. Partials overwrite one status line; finals
-are printed one per line with their times.
+are printed one per line with their times and latency.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def _print_events(socket) -> None:
             if event["type"] == "partial":
                 print(f"\r… {event['text'][-100:]:<100}", end="", flush=True)
             elif event["type"] == "final":
-                print(f"\r[{event['start']:7.2f} - {event['end']:7.2f}] {event['text']:<100}")
+                latency = f"  (+{event['latency']:.2f} s)" if "latency" in event else ""
+                times = f"[{event['start']:7.2f} - {event['end']:7.2f}]"
+                print(f"\r{times} {event['text']}{latency:<100}")
             elif event["type"] == "error":
                 print(f"\nerror: {event['message']}", file=sys.stderr)
     except ConnectionClosed:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.launching import running_app
 from tests.speech import prompt_path
@@ -61,13 +62,14 @@ def test_live_words_appear_within_15_s_and_a_looped_file_gives_no_duplicate_fina
 ):
     page, loop = live_page, looped_microphone[1]
     microphone = page.locator("#live-microphone")
-    microphone.get_by_role("button", name="Record").click()
+    _start_recording(microphone)
     started = page.evaluate("performance.now()")
-    page.wait_for_function(
-        "() => document.querySelector('#live-transcript').innerText.toLowerCase()"
-        ".includes('agent')",
-        timeout=15_000,
-    )
+    appeared = "() => document.querySelector('#live-transcript').innerText.includes('agent')"
+    try:
+        page.wait_for_function(appeared, timeout=15_000)
+    except PlaywrightTimeout as exc:
+        status, text = page.locator("#live-status").inner_text(), _transcript(page)
+        raise AssertionError(f"no words within 15 s; status {status!r}, text {text!r}") from exc
     assert page.evaluate("performance.now()") - started < 15_000
     assert "latency" in page.locator("#live-status").inner_text()
     # Record through the second pass of the speech, stopping before a third would start.
@@ -87,6 +89,23 @@ def test_live_words_appear_within_15_s_and_a_looped_file_gives_no_duplicate_fina
     text = " ".join(text for _, text in finals).lower()
     assert text.count("already logged") == 2, finals  # two passes, each once
     assert text.count("followed by") == 2, finals
+
+
+def _transcript(page) -> str:
+    return page.locator("#live-transcript").inner_text()
+
+
+def _start_recording(microphone) -> None:
+    """Click Record until the component records (a click before it is ready is lost)."""
+    stop = microphone.get_by_role("button", name="Stop")
+    for _ in range(3):
+        microphone.get_by_role("button", name="Record").click()
+        try:
+            stop.wait_for(state="visible", timeout=3000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError("the microphone did not start recording")
 
 
 def _seconds(clock: str) -> float:

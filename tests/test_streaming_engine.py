@@ -4,6 +4,7 @@ the buffer stays bounded however long the speech runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -84,11 +85,27 @@ class WordPerHalfSecond:
                                                  None, "")  # fmt: skip
 
 
-def test_the_buffer_stays_under_its_caps_through_long_unbroken_speech(speech):
+class NoWords(WordPerHalfSecond):
+    """Speech the model hears no words in (music, another language's noise)."""
+
+    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> TranscriptionResult:
+        result = super().transcribe(samples, options)
+        return dataclasses.replace(result, text="", segments=())
+
+
+@pytest.mark.parametrize(
+    ("engine_class", "partials"),
+    [(WordPerHalfSecond, True), (WordPerHalfSecond, False), (NoWords, True)],
+)
+def test_the_buffer_stays_under_its_caps_through_long_unbroken_speech(
+    speech, engine_class, partials
+):
     rng = np.random.default_rng(1)
     talk = np.tile(speech[: 4 * SAMPLE_RATE], 30) + 0.001 * rng.standard_normal(120 * SAMPLE_RATE)
-    options = StreamOptions(language="en", max_buffer_seconds=10.0, max_buffer_tokens=400)
-    transcriber = StreamingTranscriber(WordPerHalfSecond(), options)
+    options = StreamOptions(
+        language="en", max_buffer_seconds=10.0, max_buffer_tokens=400, partials=partials
+    )
+    transcriber = StreamingTranscriber(engine_class(), options)
     longest, finals = 0.0, []
     for first in range(0, talk.size, SAMPLE_RATE // 2):
         events = transcriber.feed(talk[first : first + SAMPLE_RATE // 2].astype(np.float32))
@@ -96,6 +113,9 @@ def test_the_buffer_stays_under_its_caps_through_long_unbroken_speech(speech):
         longest = max(longest, transcriber._buffer.size / SAMPLE_RATE)
     finals += [e for e in transcriber.finish() if e.kind == "final"]
     assert longest <= 10.0 + options.update_seconds
+    if engine_class is NoWords:
+        assert not finals
+        return
     words = [w for f in finals for w in f.words]
     starts = [w.start for w in words]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)  # nothing final twice
@@ -126,3 +146,24 @@ def test_a_partial_starved_past_its_gap_queues_for_the_engine(speech):
     events = [e for first in range(0, 3 * SAMPLE_RATE, quarter)
               for e in transcriber.feed(speech[first : first + quarter])]  # fmt: skip
     assert "partial" in [e.kind for e in events] and turns.granted[PARTIAL] >= 1
+
+
+class Counting(WordPerHalfSecond):
+    decodes = 0
+
+    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> TranscriptionResult:
+        self.decodes += 1
+        return super().transcribe(samples, options)
+
+
+def test_the_final_is_decoded_ahead_in_the_pause_and_not_again(speech):
+    engine = Counting()
+    transcriber = StreamingTranscriber(engine, StreamOptions(language="en", partials=False))
+    chunk, finals = SAMPLE_RATE // 10, 0
+    for first in range(0, speech.size, chunk):
+        before = engine.decodes
+        events = transcriber.feed(speech[first : first + chunk])
+        if any(e.kind == "final" for e in events):
+            finals += 1
+            assert engine.decodes == before  # the end of speech found its decode ready
+    assert finals >= 3

@@ -19,7 +19,7 @@ from utils.streaming.audio_input import StreamFormatError
 from utils.streaming.live import LiveSnapshot, LiveStream
 from utils.streaming.session import StreamConfig, StreamHub
 
-STREAM_EVERY = 0.25  # seconds of microphone audio per chunk sent by the browser
+STREAM_EVERY = 0.1  # seconds per chunk: Gradio's audio component sends 0.1 s whatever is set
 IDLE_STATUS = "<div id='live-indicator'>○ Not recording</div>"
 
 
@@ -38,6 +38,16 @@ def _word_html(word: dict[str, Any]) -> str:
     )
 
 
+def _legend() -> str:
+    swatches = "".join(
+        f"<span style='background:{colour}33;border-bottom:2px solid {colour};margin:0 0.4em'>"
+        f"{label}</span>"
+        for label, colour in CONFIDENCE_COLORS.items()
+    )
+    partial = "<span style='color:#9ca3af;font-style:italic;margin-left:0.4em'>partial</span>"
+    return f"<div style='font-size:0.85em'>Confidence:{swatches}· not final yet:{partial}</div>"
+
+
 def render_transcript(snapshot: LiveSnapshot) -> str:
     """Finals as timed lines of confidence-tinted words, then the partial tail in grey italics."""
     lines = []
@@ -45,7 +55,8 @@ def render_transcript(snapshot: LiveSnapshot) -> str:
         words = "".join(_word_html(w) for w in final["words"]) or html.escape(final["text"])
         lines.append(
             f"<div class='live-final' data-seq='{final['seq']}'>"
-            f"<span class='live-time'>[{_clock(final['start'])} → {_clock(final['end'])}]</span>"
+            "<span class='live-time' style='color:#6b7280;font-family:monospace;"
+            f"margin-right:0.6em'>[{_clock(final['start'])} → {_clock(final['end'])}]</span>"
             f"{words}</div>"
         )
     if snapshot.partial:
@@ -154,6 +165,7 @@ def build_live_tab(
         elem_id="live-microphone",
     )  # fmt: skip
     status = gr.HTML(IDLE_STATUS, elem_id="live-status")
+    gr.HTML(_legend())
     transcript = gr.HTML(render_transcript(LiveSnapshot()), elem_id="live-transcript")
     stream = gr.State(None, delete_callback=release_stream)
     views = [stream, status, transcript]

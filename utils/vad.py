@@ -255,6 +255,19 @@ class StreamingVad:
         """True between a start event and its end event."""
         return self._opened is not None or self._pending is not None
 
+    @property
+    def in_pause(self) -> bool:
+        """Inside speech, but silence has begun (an end event follows if it lasts)."""
+        return self.is_speech and bool(self._segmenter.temp_end)
+
+    @property
+    def pause_end(self) -> float | None:
+        """In a pause: the time (seconds from the stream start) its end event will report if
+        the silence lasts: where the silence began plus the speech pad. Else None."""
+        if not self.in_pause:
+            return None
+        return (self._segmenter.temp_end + self._pad) / SAMPLE_RATE
+
     def feed(self, chunk: np.ndarray) -> list[VadEvent]:
         """Add samples (shape (k,), any k >= 0); return the events they complete, in order."""
         chunk = _as_mono(chunk)

@@ -97,6 +97,8 @@ class StreamingTranscriber:
         self._speech = False
         self._seq = 0
         self._committed: list[Word] = []  # the last KEPT_WORDS final words
+        self._last_decode: tuple[tuple, Any] | None = None  # (key, TranscriptionResult)
+        self._decoded_ahead: float | None = None  # stream time a pause was decoded up to
 
     # -- input -----------------------------------------------------------------------------------
     def feed(self, samples: np.ndarray) -> list[StreamEvent]:
@@ -106,7 +108,12 @@ class StreamingTranscriber:
         self._received += samples.size
         self._undecoded += samples.size
         events = self._vad_events(self._vad.feed(samples))
-        if self._speech and self.options.partials and self._due():
+        # In a pause the tail cannot change: instead of a partial, the final is decoded ahead.
+        if self._speech and self._vad.in_pause:
+            self._decode_ahead()
+        elif self._speech and self._due() and self._near_cap():
+            events += self._update()  # unbroken speech: commit and cut, partials or not
+        elif self._speech and self.options.partials and self._due():
             events += self._update(urgent=False)
         if not self._speech:
             self._drop_silence()
@@ -176,12 +183,17 @@ class StreamingTranscriber:
     def _hypothesis(self, until: float | None) -> tuple[list[Word], int]:
         """Words of the buffer up to stream time `until` (None: all of it), in absolute times,
         and the decoder tokens they cost."""
-        self._undecoded = 0
         stop = None if until is None else max(0, round((until - self._buffer_start) * SAMPLE_RATE))
         audio = self._buffer[:stop]
         if audio.size < SAMPLE_RATE // 10:
             return [], 0
-        result = self.engine.transcribe(audio, self._decode_options())
+        options = self._decode_options()
+        key = (self._buffer_start, audio.size, options)  # same key: the same audio and decode
+        if self._last_decode is not None and self._last_decode[0] == key:
+            result = self._last_decode[1]  # decoded ahead, in the pause before the end of speech
+        else:
+            result = self.engine.transcribe(audio, options)
+            self._last_decode = (key, result)
         if self.language is None and (
             audio.size >= LANGUAGE_LOCK_SECONDS * SAMPLE_RATE or until is not None
         ):
@@ -190,6 +202,19 @@ class StreamingTranscriber:
         words = [dataclasses.replace(w, start=w.start + offset, end=w.end + offset)
                  for w in result.words]  # fmt: skip
         return words, sum(len(s.tokens) for s in result.segments)
+
+    def _decode_ahead(self) -> None:
+        """Once a pause has lasted the VAD's speech pad, decode the buffer up to where its end
+        event will put the end of speech, while the VAD still waits to be sure (600 ms). If the
+        silence lasts, the end of speech finds that decode ready (`_hypothesis`' cache) and the
+        final comes without a decode; if speech resumes, it was an idle engine's work."""
+        until = self._vad.pause_end
+        if until is None or self.now < until or until == self._decoded_ahead:
+            return
+        with self._engine_turn(urgent=False) as granted:
+            if granted:  # else tried again with the next frame
+                self._decoded_ahead = until
+                self._hypothesis(until)
 
     @contextmanager
     def _engine_turn(self, urgent: bool) -> Iterator[bool]:
@@ -206,6 +231,7 @@ class StreamingTranscriber:
         with self._engine_turn(urgent) as granted:
             if not granted:
                 return []
+            self._undecoded = 0  # (a decode ahead does not count: it updates no agreement)
             words, tokens = self._hypothesis(until)
         final, tail = self._agreement.update(words)
         events = self._finals(final)
@@ -228,15 +254,20 @@ class StreamingTranscriber:
         window = max_window_seconds(self.language) if self.language else 30.0
         return min(self.options.max_buffer_seconds, window)
 
+    def _near_cap(self) -> bool:
+        return self._buffer.size / SAMPLE_RATE >= self._cap_seconds() * 0.8
+
     def _bound(self, tokens: int) -> list[StreamEvent]:
         """Cut at the last committed word once the buffer nears a cap; with nothing committed,
-        finalize the tail first so the buffer can never grow without limit."""
-        seconds = self._buffer.size / SAMPLE_RATE
-        if seconds < self._cap_seconds() * 0.8 and tokens < self.options.max_buffer_tokens:
+        finalize the tail first, and with no words at all keep only the last update's audio,
+        so the buffer can never grow without limit."""
+        if not self._near_cap() and tokens < self.options.max_buffer_tokens:
             return []
         events = []
         if self._agreement.committed_end <= self._buffer_start:
             events = self._finals(self._agreement.flush())
+        if self._agreement.committed_end <= self._buffer_start:  # speech without words
+            self._cut(self.now - self.options.update_seconds)
         self._cut(self._agreement.committed_end)
         return events
 
