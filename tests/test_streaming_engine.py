@@ -14,6 +14,7 @@ from evaluation.scoring import score
 from optimization.heldout_sets import english_heldout
 from utils.audio import SAMPLE_RATE
 from utils.streaming.replay import final_text, replay
+from utils.streaming.session import CATCH_UP_SECONDS
 from utils.streaming.transcriber import StreamingTranscriber, StreamOptions
 from utils.streaming.turns import FINAL, PARTIAL, EngineTurns
 from utils.transcription.options import DecodeOptions
@@ -167,3 +168,45 @@ def test_the_final_is_decoded_ahead_in_the_pause_and_not_again(speech):
             finals += 1
             assert engine.decodes == before  # the end of speech found its decode ready
     assert finals >= 3
+
+
+LIVE_OPTIONS = StreamOptions(language="en")  # the Live tab's
+
+
+def test_choppy_speech_keeps_the_buffer_under_its_cap():
+    """Half-second bursts of real speech between 0.35 s pauses (too short to end speech, long
+    enough for a decode ahead in each), with the Live tab's options, on a stand-in engine (the
+    decodes' text does not matter here): the decodes ahead must not starve the updates."""
+    heldout, pause = english_heldout(8), np.zeros(int(0.35 * SAMPLE_RATE), np.float32)
+    burst = int(0.55 * SAMPLE_RATE)
+    bursts = [audio[first : first + burst] for audio in heldout.audios
+              for first in range(SAMPLE_RATE // 3, audio.size - 2 * burst, burst)]  # fmt: skip
+    talk = np.concatenate(
+        [np.zeros(SAMPLE_RATE, np.float32)] + [piece for b in bursts for piece in (b, pause)] * 2
+    )
+    transcriber = StreamingTranscriber(WordPerHalfSecond(), LIVE_OPTIONS)
+    longest, kinds = 0.0, []
+    for first in range(0, talk.size, SAMPLE_RATE // 10):
+        kinds += [e.kind for e in transcriber.feed(talk[first : first + SAMPLE_RATE // 10])]
+        assert transcriber.speaking or first < SAMPLE_RATE * 2  # one utterance throughout
+        longest = max(longest, transcriber._buffer.size / SAMPLE_RATE)
+    seconds = talk.size / SAMPLE_RATE
+    assert seconds > 2 * LIVE_OPTIONS.max_buffer_seconds
+    assert longest <= LIVE_OPTIONS.max_buffer_seconds + CATCH_UP_SECONDS, longest
+    assert kinds.count("partial") >= seconds / 4 and kinds.count("final") >= seconds / 15, kinds
+
+
+class Looping(WordPerHalfSecond):
+    """Every decode a repetition loop (gzip ratio 5, far over Whisper's 2.4)."""
+
+    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> TranscriptionResult:
+        result = super().transcribe(samples, options)
+        looped = tuple(dataclasses.replace(s, compression_ratio=5.0) for s in result.segments)
+        return dataclasses.replace(result, segments=looped)
+
+
+def test_a_decoding_loop_never_becomes_final_text(speech):
+    transcriber = StreamingTranscriber(Looping(), StreamOptions(language="en"))
+    events = list(replay(transcriber, speech, chunk_seconds=0.25))
+    assert not [e for e in events if e.event.kind == "final"]
+    assert transcriber._buffer.size <= (StreamOptions().max_buffer_seconds + 1) * SAMPLE_RATE

@@ -7,6 +7,7 @@ stream start. One onnxruntime session per process is shared; recurrent state is 
 from __future__ import annotations
 
 import importlib.util
+import math
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,7 +152,9 @@ class _Segmenter:
         cur, closed = self.index * WINDOW_SAMPLES, []
         self.index += 1
         if prob >= self.o.threshold and self.temp_end:
-            if cur - self.temp_end > self.min_sil_at_max:
+            # Only a finite span limit ever uses them; unlimited, an hour of "speech" would
+            # keep one per pause.
+            if cur - self.temp_end > self.min_sil_at_max and math.isfinite(self.max_speech):
                 self.possible_ends.append((self.temp_end, cur - self.temp_end))
             self.temp_end = 0
             if self.next_start < self.prev_end:

@@ -62,12 +62,14 @@ class LocalAgreement:
         self.previous = new[agreed:]
         return final, list(self.previous)
 
-    def flush(self, drop_below: float = 0.0) -> list[Word]:
+    def flush(self, drop_below: float = 0.0, keep_last: int = 0) -> list[Word]:
         """Finalize the unstable tail (the speech ended: nothing will revise it). Trailing words
         with probability under `drop_below` are dropped: unconfirmed words Whisper adds on the
-        silence after speech ("Please.", "is.") come with probabilities near 0.1."""
+        silence after speech ("Please.", "is.") come with probabilities near 0.1. The last
+        `keep_last` words stay unstable (a buffer cut at a cap may have cut the last word)."""
         tail = list(self.previous)
         while tail and tail[-1].probability < drop_below:
             tail.pop()
-        final, self.previous = self._commit(tail), []
-        return final
+        kept = tail[len(tail) - keep_last :] if 0 < keep_last < len(tail) else []
+        self.previous = kept
+        return self._commit(tail[: len(tail) - len(kept)])

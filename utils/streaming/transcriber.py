@@ -30,7 +30,11 @@ from utils.vad import StreamingVad, VadOptions
 PROMPT_WORDS = 30  # committed words before the buffer that prompt the next decode
 KEPT_WORDS = 400  # committed words remembered: the prompt picks those before the buffer
 UNCONFIRMED_MIN_PROBABILITY = 0.3  # trailing unconfirmed words below it are not made final
+# The final is decoded ahead once a pause lasted the speech pad and this much more: shorter
+# pauses inside speech, where the decode would be thrown away, are far more common.
+AHEAD_AFTER = 0.15
 LANGUAGE_LOCK_SECONDS = 3.0  # a detected language is kept once this much audio confirmed it
+REPETITION_LIMIT = 2.4  # gzip compression ratio above which a segment is a decoding loop
 SILENCE_KEPT = 2.0  # seconds kept in silence: the VAD reports a start this far back at most
 
 
@@ -143,6 +147,7 @@ class StreamingTranscriber:
             if event.kind == "start" and not self._speech:
                 self._speech = True
                 self._cut(event.time)  # the buffer starts where the VAD says speech starts
+                self._undecoded = round((self.now - event.time) * SAMPLE_RATE)
                 events.append(StreamEvent("vad", speech=True, start=event.time))
             elif event.kind == "end" and self._speech:
                 events += self._end_of_speech(event.time)
@@ -156,7 +161,7 @@ class StreamingTranscriber:
         final = self._agreement.flush(drop_below=UNCONFIRMED_MIN_PROBABILITY)
         self._speech = False
         events += self._finals(final)
-        if final:
+        if final and self.options.partials:
             events.append(StreamEvent("partial"))  # the tail is now empty
         self._cut(max(end, self._agreement.committed_end))
         return events
@@ -198,18 +203,22 @@ class StreamingTranscriber:
             audio.size >= LANGUAGE_LOCK_SECONDS * SAMPLE_RATE or until is not None
         ):
             self.language = result.language or None  # a second of speech can fool detection
+        # A decoding loop ("Please enter your agent login." x 40, seen after a prompt much like
+        # the audio) is not a hypothesis: without it the next update simply tries again.
+        kept = [s for s in result.segments if s.compression_ratio <= REPETITION_LIMIT]
         offset = self._buffer_start
         words = [dataclasses.replace(w, start=w.start + offset, end=w.end + offset)
-                 for w in result.words]  # fmt: skip
-        return words, sum(len(s.tokens) for s in result.segments)
+                 for s in kept for w in s.words]  # fmt: skip
+        return words, sum(len(s.tokens) for s in kept)
 
     def _decode_ahead(self) -> None:
-        """Once a pause has lasted the VAD's speech pad, decode the buffer up to where its end
-        event will put the end of speech, while the VAD still waits to be sure (600 ms). If the
-        silence lasts, the end of speech finds that decode ready (`_hypothesis`' cache) and the
-        final comes without a decode; if speech resumes, it was an idle engine's work."""
+        """Once a pause has lasted the VAD's speech pad (and AHEAD_AFTER), decode the buffer up
+        to where its end event will put the end of speech, while the VAD still waits to be sure
+        (600 ms). If the silence lasts, the end of speech finds that decode ready (the cache in
+        `_hypothesis`) and the final comes without a decode; if speech resumes, it was an idle
+        engine's work."""
         until = self._vad.pause_end
-        if until is None or self.now < until or until == self._decoded_ahead:
+        if until is None or self.now < until + AHEAD_AFTER or until == self._decoded_ahead:
             return
         with self._engine_turn(urgent=False) as granted:
             if granted:  # else tried again with the next frame
@@ -264,8 +273,8 @@ class StreamingTranscriber:
         if not self._near_cap() and tokens < self.options.max_buffer_tokens:
             return []
         events = []
-        if self._agreement.committed_end <= self._buffer_start:
-            events = self._finals(self._agreement.flush())
+        if self._agreement.committed_end <= self._buffer_start:  # keep the possibly cut word
+            events = self._finals(self._agreement.flush(keep_last=1))
         if self._agreement.committed_end <= self._buffer_start:  # speech without words
             self._cut(self.now - self.options.update_seconds)
         self._cut(self._agreement.committed_end)
