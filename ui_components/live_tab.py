@@ -13,8 +13,7 @@ import numpy as np
 
 from api.stream_chunks import ChunkGate
 from ui_components.presentation import AUTO_LANGUAGE, CONFIDENCE_COLORS, confidence_label
-from ui_components.transcribe_tab import LANGUAGES
-from utils.registry import default_choice, list_models, model_choices
+from ui_components.transcribe_tab import LANGUAGES, model_picker
 from utils.streaming.audio_input import StreamFormatError
 from utils.streaming.live import LiveSnapshot, LiveStream
 from utils.streaming.session import StreamConfig, StreamHub
@@ -146,16 +145,9 @@ def build_live_tab(
 ) -> gr.Dropdown:
     """Render the tab in the current Blocks; returns its model picker (refreshed on select).
     The server must run `OrderedChunksMiddleware` with the same `gate`."""
-    entries = list_models()
-    choices = model_choices(entries) or [(default_model or "", default_model or "")]
     handlers = LiveHandlers(hub, gate)
     with gr.Row():
-        model = gr.Dropdown(
-            choices,
-            value=default_choice(entries, default_model) or choices[0][1],
-            allow_custom_value=True,
-            label="Model",
-        )
+        model = model_picker(default_model)
         language = gr.Dropdown(
             list(LANGUAGES), value=AUTO_LANGUAGE, allow_custom_value=True, label="Language"
         )

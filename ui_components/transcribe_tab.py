@@ -152,13 +152,20 @@ def model_picker_update() -> gr.Dropdown:
     return gr.Dropdown(choices=model_choices(list_models()))
 
 
-def build_transcribe_tab(default_model: str | None = None) -> gr.Dropdown:
-    """Render the tab inside the current Blocks context; `default_model` is preselected unless
-    it failed a parity check. Returns the model picker, refreshed by `model_picker_update`."""
+def model_picker(default_model: str | None, **layout: Any) -> gr.Dropdown:
+    """The model dropdown of the Transcribe and Live tabs: the registry's models (flagged ones
+    marked), `default_model` preselected unless it failed a parity check."""
     entries = list_models()
     choices = model_choices(entries)
     if default_model and default_model not in {name for _, name in choices}:
         choices.insert(0, (default_model, default_model))  # a path or hub id: resolved when used
+    value = default_choice(entries, default_model) or (choices[0][1] if choices else None)
+    return gr.Dropdown(choices, value=value, allow_custom_value=True, label="Model", **layout)
+
+
+def build_transcribe_tab(default_model: str | None = None) -> gr.Dropdown:
+    """Render the tab inside the current Blocks context; `default_model` is preselected unless
+    it failed a parity check. Returns the model picker, refreshed by `model_picker_update`."""
     with gr.Row():
         with gr.Column(scale=1):
             files = gr.File(
@@ -166,13 +173,7 @@ def build_transcribe_tab(default_model: str | None = None) -> gr.Dropdown:
             )
             recording = gr.Audio(sources=["microphone"], type="filepath", label="Or record")
             with gr.Row():
-                model = gr.Dropdown(
-                    choices,
-                    value=default_choice(entries, default_model) or choices[0][1],
-                    allow_custom_value=True,
-                    label="Model",
-                    scale=4,
-                )
+                model = model_picker(default_model, scale=4)
                 refresh = gr.Button("Refresh models", size="sm", scale=1)
             with gr.Row():
                 language = gr.Dropdown(
