@@ -158,7 +158,7 @@ class StreamingTranscriber:
     def _end_of_speech(self, end: float) -> list[StreamEvent]:
         """Decode the speech that ended at stream time `end`, make all of it final and drop its
         audio (a tail left in the buffer would be transcribed again with the next speech)."""
-        events = self._update(until=end)
+        events = self._update(until=end, show_tail=False)  # the tail is made final just below
         final = self._agreement.flush(drop_below=UNCONFIRMED_MIN_PROBABILITY)
         self._speech = False
         events += self._finals(final)
@@ -237,7 +237,9 @@ class StreamingTranscriber:
         with self._turns.turn(FINAL if urgent else PARTIAL, wait=urgent or starving) as granted:
             yield granted
 
-    def _update(self, until: float | None = None, urgent: bool = True) -> list[StreamEvent]:
+    def _update(
+        self, until: float | None = None, urgent: bool = True, show_tail: bool = True
+    ) -> list[StreamEvent]:
         with self._engine_turn(urgent) as granted:
             if not granted:
                 return []
@@ -245,7 +247,7 @@ class StreamingTranscriber:
             words, tokens = self._hypothesis(until)
         final, tail = self._agreement.update(words)
         events = self._finals(final)
-        if self.options.partials:
+        if self.options.partials and show_tail:
             events.append(StreamEvent("partial", _text(tail), tuple(tail),
                                       start=tail[0].start if tail else 0.0,
                                       end=tail[-1].end if tail else 0.0))  # fmt: skip
