@@ -110,3 +110,23 @@ def _wait_until(condition, seconds: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_the_chunk_gate_holds_a_chunk_until_the_previous_one_was_taken():
+    import asyncio
+
+    from api.stream_chunks import ChunkGate
+
+    gate = ChunkGate(wait_seconds=0.3)
+
+    async def admit_seconds() -> float:
+        started = time.monotonic()
+        await gate.admit("s")
+        return time.monotonic() - started
+
+    assert asyncio.run(admit_seconds()) < 0.1  # nothing pending
+    assert asyncio.run(admit_seconds()) >= 0.25  # the first was never taken: held, then let on
+    gate.taken("s")
+    assert asyncio.run(admit_seconds()) < 0.1  # the previous one was taken
+    gate.forget("s")  # the recording stopped: counts start afresh
+    assert asyncio.run(admit_seconds()) < 0.1

@@ -133,8 +133,13 @@ class LiveHandlers:
             raise gr.Error(f"microphone audio: {exc}") from exc
         return _views(stream)
 
-    def stop(self, stream: LiveStream | None) -> tuple[LiveStream | None, str, str]:
-        """The recording stopped: the last finals are decoded before the views return."""
+    def stop(
+        self, stream: LiveStream | None, request: gr.Request | None = None
+    ) -> tuple[LiveStream | None, str, str]:
+        """The recording stopped: the last finals are decoded before the views return, and
+        the gate forgets the session's chunk counts (the next recording starts afresh)."""
+        if request is not None:
+            self.gate.forget(request.session_hash)
         if stream is not None:
             stream.stop()
         return _views(stream)

@@ -98,10 +98,6 @@ class StreamSession:
         self._clock = clock
         self._arrivals: deque[tuple[float, float]] = deque()  # (stream seconds, clock) per frame
 
-    def feed(self, frame: bytes, arrived: float | None = None) -> list[dict[str, Any]]:
-        """One binary frame in, the events it caused out; StreamFormatError for a bad frame."""
-        return self.feed_frames([(frame, self._clock() if arrived is None else arrived)])
-
     @property
     def bytes_per_second(self) -> int:
         return self.config.sample_rate * (2 if self.config.encoding == "pcm16" else 4)
