@@ -53,6 +53,7 @@ def live_page(workspace, looped_microphone):
         browser.close()
 
 
+TIMES = re.compile(r"\[\d\d:\d\d\.\d → \d\d:\d\d\.\d\]\s*")
 FINALS_JS = """() => Array.from(document.querySelectorAll('#live-transcript .live-final'))
     .map(e => [e.dataset.seq, e.innerText])"""
 
@@ -86,9 +87,12 @@ def test_live_words_appear_within_15_s_and_a_looped_file_gives_no_duplicate_fina
     assert seqs == list(range(1, len(seqs) + 1))
     times = [tuple(map(_seconds, re.findall(r"(\d\d:\d\d\.\d)", text)[:2])) for _, text in finals]
     assert all(a[1] <= b[0] + 0.3 for a, b in itertools.pairwise(times))  # no overlap
-    text = " ".join(text for _, text in finals).lower()
-    assert text.count("already logged") == 2, finals  # two passes, each once
-    assert text.count("followed by") == 2, finals
+    listing = "\n".join(text for _, text in finals)
+    words = " ".join(TIMES.sub("", text) for _, text in finals).lower()  # across finals
+    # Each pass once: words that streaming Whisper base always got right on this telephone
+    # prompt, even on a loaded machine; the rest varies with the timing of the updates.
+    for phrase in ("that agent", "already", "number"):
+        assert words.count(phrase) == 2, listing
 
 
 def _transcript(page) -> str:
@@ -96,16 +100,21 @@ def _transcript(page) -> str:
 
 
 def _start_recording(microphone) -> None:
-    """Click Record until the component records (a click before it is ready is lost)."""
-    stop = microphone.get_by_role("button", name="Stop")
-    for _ in range(3):
-        microphone.get_by_role("button", name="Record").click()
+    """Click Record until the microphone's chunks flow. A click before the component is ready
+    is lost, and so is one made before its streaming recorder module loaded: the button then
+    shows Stop but no chunk is ever uploaded (seen on a loaded machine)."""
+    page = microphone.page
+    record, stop = (microphone.get_by_role("button", name=n) for n in ("Record", "Stop"))
+    for _ in range(4):
         try:
-            stop.wait_for(state="visible", timeout=3000)
+            with page.expect_request(lambda r: "/gradio_api/upload" in r.url, timeout=4000):
+                record.click()
             return
         except PlaywrightTimeout:
-            continue
-    raise AssertionError("the microphone did not start recording")
+            if stop.is_visible():
+                stop.click()
+                record.wait_for(state="visible", timeout=5000)
+    raise AssertionError("the microphone did not start streaming")
 
 
 def _seconds(clock: str) -> float:
