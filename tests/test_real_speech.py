@@ -106,3 +106,24 @@ def test_result_carries_words_segments_language_and_timings(engine):
     assert [w.start for w in words] == sorted(w.start for w in words)
     segment = result.segments[0]
     assert segment.avg_logprob < 0 and 0 <= segment.no_speech_prob <= 1
+
+
+def test_a_single_window_decode_runs_the_encoder_once(engine, monkeypatch):
+    """faster-whisper decodes the audio after the last word of an unfinished segment again as a
+    second window; `single_window` stops after the first, with the same text (live streams)."""
+    passes: list[int] = []
+    encode = engine._encoder_budget._encode
+    monkeypatch.setattr(engine._encoder_budget, "_encode", lambda f: passes.append(1) or encode(f))
+    clip = load_audio(prompt_path("agent-pass"))[: int(1.9 * 16000)]  # ends in the last word
+    options = dataclasses.replace(
+        FAST, temperature=(0.0,), word_timestamps=True, vad_filter=False,
+        initial_prompt="That agent is already logged on. Please enter your agent number followed "
+        "by the pound key. Login incorrect. Please enter your agent number",
+    )  # fmt: skip
+    both = engine.transcribe(clip, options)
+    assert len(passes) == 2  # if faster-whisper stops re-decoding, this option can go
+    one = engine.transcribe(clip, dataclasses.replace(options, single_window=True))
+    assert len(passes) == 3
+    assert one.segments[0].text == both.segments[0].text == " Please enter your password."
+    assert engine.transcribe(clip, options).text == both.text  # the budget was reset
+    assert engine.parallel_decodes == 2  # a CPU engine runs two decodes at once

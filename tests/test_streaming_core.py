@@ -12,7 +12,7 @@ import pytest
 from utils.audio import SAMPLE_RATE
 from utils.streaming.agreement import LocalAgreement
 from utils.streaming.audio_input import StreamFormatError, StreamResampler, decode_frame
-from utils.streaming.turns import FINAL, PARTIAL, EngineTurns
+from utils.streaming.turns import AHEAD, FINAL, PARTIAL, EngineTurns
 from utils.transcription.results import Word
 
 
@@ -89,13 +89,15 @@ def test_a_revised_tail_is_not_committed():
     assert final == [] and [w.word for w in tail] == [" cat", " sat"]
 
 
-def test_finals_go_before_partials_and_queued_turns_keep_arrival_order():
+def test_finals_go_first_then_finals_ahead_then_partials_each_in_arrival_order():
     turns = EngineTurns()
     order: list[str] = []
     turns.acquire(PARTIAL, wait=False)  # the engine is busy
     assert not turns.acquire(PARTIAL, wait=False)  # an opportunistic partial is skipped
     waiters = []
-    for name, priority in [("p1", PARTIAL), ("f1", FINAL), ("p2", PARTIAL), ("f2", FINAL)]:
+    queued = [("p1", PARTIAL), ("a1", AHEAD), ("f1", FINAL), ("p2", PARTIAL), ("a2", AHEAD),
+              ("f2", FINAL)]  # fmt: skip
+    for name, priority in queued:
         thread = threading.Thread(target=_take_turn, args=(turns, priority, name, order))
         thread.start()
         waiters.append(thread)
@@ -104,11 +106,25 @@ def test_finals_go_before_partials_and_queued_turns_keep_arrival_order():
     turns.release()
     for thread in waiters:
         thread.join(5)
-    assert order == ["f1", "f2", "p1", "p2"]
-    assert turns.skipped == 1 and turns.granted == {FINAL: 2, PARTIAL: 3}
+    assert order == ["f1", "f2", "a1", "a2", "p1", "p2"]
+    assert turns.skipped == 1 and turns.granted == {FINAL: 2, AHEAD: 2, PARTIAL: 3}
     assert turns.acquire(PARTIAL, wait=False)  # free again
 
 
 def _take_turn(turns: EngineTurns, priority: int, name: str, order: list[str]) -> None:
     with turns.turn(priority, wait=True):
         order.append(name)
+
+
+def test_an_engine_with_two_workers_gives_two_turns_at_once():
+    turns = EngineTurns(slots=2)
+    assert turns.acquire(PARTIAL, wait=False) and turns.acquire(FINAL, wait=True)
+    assert not turns.acquire(PARTIAL, wait=False)  # both slots taken
+    order: list[str] = []
+    waiter = threading.Thread(target=_take_turn, args=(turns, FINAL, "f", order))
+    waiter.start()
+    time.sleep(0.05)
+    assert order == []  # a final waits for a slot
+    turns.release()
+    waiter.join(5)
+    assert order == ["f"]

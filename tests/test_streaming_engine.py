@@ -210,3 +210,43 @@ def test_a_decoding_loop_never_becomes_final_text(speech):
     events = list(replay(transcriber, speech, chunk_seconds=0.25))
     assert not [e for e in events if e.event.kind == "final"]
     assert transcriber._buffer.size <= (StreamOptions().max_buffer_seconds + 1) * SAMPLE_RATE
+
+
+class FirstSecondOnly(WordPerHalfSecond):
+    """Hears only the first second of what it is given, as Whisper leaves an unfinished last
+    segment out of a window; records the options of each decode."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, DecodeOptions]] = []
+
+    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> TranscriptionResult:
+        self.calls.append((samples.size / SAMPLE_RATE, options))
+        return super().transcribe(samples[:SAMPLE_RATE], options)
+
+
+def test_a_final_decodes_the_rest_after_the_words_of_its_window(speech):
+    engine = FirstSecondOnly()
+    transcriber = StreamingTranscriber(engine, StreamOptions(language="en", partials=False))
+    finals = [e for e in replay(transcriber, speech[: 4 * SAMPLE_RATE], 0.1)
+              if e.event.kind == "final"]  # fmt: skip
+    words = [w for f in finals for w in f.event.words]
+    assert len(words) == 4  # two from the window, two from the rest after its last word
+    rest = engine.calls[-1][1]
+    assert rest.initial_prompt and rest.initial_prompt.split()[-1] == words[1].word.strip()
+    assert all(o.single_window and o.max_new_tokens <= 17 + 15 * s for s, o in engine.calls)
+    assert words[2].start == pytest.approx(words[1].end)  # the rest, in the stream's times
+
+
+class Slow(WordPerHalfSecond):
+    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> TranscriptionResult:
+        threading.Event().wait(0.4)
+        return super().transcribe(samples, options)
+
+
+def test_partials_are_paced_by_the_decode_time(speech):
+    """A 0.4 s decode spaces partial updates by at least 0.8 s of audio (not the 0.25 asked)."""
+    options = StreamOptions(language="en", update_seconds=0.25)
+    stream = speech[: 5 * SAMPLE_RATE]
+    paced = list(replay(StreamingTranscriber(Slow(), options), stream, 0.1))
+    times = [e.stream_time for e in paced if e.event.kind == "partial" and e.event.text]
+    assert len(times) >= 3 and min(np.diff(times)) >= 0.8 - 1e-6, times

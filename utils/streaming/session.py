@@ -161,7 +161,8 @@ class StreamSession:
 
 class StreamHub:
     """The live sessions of one server: a limit on their number, and one `EngineTurns` per
-    loaded engine (sessions share the model; it decodes one update at a time, finals first)."""
+    loaded engine (sessions share the model, which runs as many decodes at once as it has
+    workers; finals go first)."""
 
     def __init__(self, max_sessions: int = 8) -> None:
         self.max_sessions = max_sessions
@@ -181,7 +182,8 @@ class StreamHub:
         try:
             engine = load_engine(config.model)
             with self._guard:
-                turns = self._turns.setdefault(id(engine), EngineTurns())
+                slots = getattr(engine, "parallel_decodes", 1)
+                turns = self._turns.setdefault(id(engine), EngineTurns(slots))
             return StreamSession(config, engine, turns)
         except BaseException:
             self.close()

@@ -12,6 +12,7 @@ words are final. Memory and work per update are bounded by the caps, not by the 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +22,10 @@ import numpy as np
 
 from utils.audio import SAMPLE_RATE
 from utils.streaming.agreement import LocalAgreement
-from utils.streaming.turns import FINAL, PARTIAL, EngineTurns
+from utils.streaming.turns import AHEAD, FINAL, PARTIAL, EngineTurns
 from utils.transcription.options import DecodeOptions
 from utils.transcription.results import Word
-from utils.transcription.windows import max_window_seconds
+from utils.transcription.windows import max_window_seconds, token_budget
 from utils.vad import StreamingVad, VadOptions
 
 PROMPT_WORDS = 30  # committed words before the buffer that prompt the next decode
@@ -34,8 +35,10 @@ UNCONFIRMED_MIN_PROBABILITY = 0.3  # trailing unconfirmed words below it are not
 # longer throws away fewer decodes (pauses inside speech) but delays every final as much:
 # measured, 0.15 s raised the single stream's p95 final latency from 1.6 s to 1.8 s.
 AHEAD_AFTER = 0.0
+PARTIAL_PACE = 2.0  # partial updates at most every this many times a decode's duration
 LANGUAGE_LOCK_SECONDS = 3.0  # a detected language is kept once this much audio confirmed it
 REPETITION_LIMIT = 2.4  # gzip compression ratio above which a segment is a decoding loop
+REMAINDER_SECONDS = 0.5  # audio after a final's last word (beyond the pad) decoded once more
 SILENCE_KEPT = 2.0  # seconds kept in silence: the VAD reports a start this far back at most
 
 
@@ -82,6 +85,14 @@ def _text(words: list[Word] | tuple[Word, ...]) -> str:
     return "".join(w.word for w in words).strip()
 
 
+def _kept_words(segments: Any) -> tuple[list[Word], int]:
+    """The words of `segments` and their tokens, without decoding loops: a segment like "Please
+    enter your agent login." x 40 (seen after a prompt much like the audio) is no hypothesis;
+    without it the next update simply tries again."""
+    kept = [s for s in segments if s.compression_ratio <= REPETITION_LIMIT]
+    return [w for s in kept for w in s.words], sum(len(s.tokens) for s in kept)
+
+
 class StreamingTranscriber:
     """One stream's state over a shared engine (`transcribe(samples, DecodeOptions)` returning a
     `TranscriptionResult` with word timings). Not thread-safe: one caller per stream; streams
@@ -99,6 +110,7 @@ class StreamingTranscriber:
         self._buffer_start = 0.0  # seconds: stream time of the buffer's first sample
         self._received = 0  # samples received
         self._undecoded = 0  # samples since the last decode
+        self._decode_seconds = 0.0  # recent wall time of one decode (moving average)
         self._speech = False
         self._seq = 0
         self._committed: list[Word] = []  # the last KEPT_WORDS final words
@@ -118,7 +130,7 @@ class StreamingTranscriber:
             self._decode_ahead()
         elif self._speech and self._due() and self._near_cap():
             events += self._update()  # unbroken speech: commit and cut, partials or not
-        elif self._speech and self.options.partials and self._due():
+        elif self._speech and self.options.partials and self._partial_due():
             events += self._update(urgent=False)
         if not self._speech:
             self._drop_silence()
@@ -175,7 +187,18 @@ class StreamingTranscriber:
     def _due(self) -> bool:
         return self._undecoded >= self.options.update_seconds * SAMPLE_RATE
 
-    def _decode_options(self) -> DecodeOptions:
+    def _partial_due(self) -> bool:
+        """A partial update waits for `update_seconds` of new audio, and for PARTIAL_PACE times
+        a decode's recent duration: the engine stays free half the time, so the end of speech
+        seldom finds a partial running ahead of its final (which then waits for it). A loaded
+        machine decodes slower, so its partials slow down first."""
+        interval = max(self.options.update_seconds, PARTIAL_PACE * self._decode_seconds)
+        return self._undecoded >= interval * SAMPLE_RATE
+
+    def _decode_options(self, seconds: float, final: bool) -> DecodeOptions:
+        # One window per decode: faster-whisper would decode the audio after the last word again
+        # as a second window, twice the encoder work for a tail that the next update covers, or
+        # that is the pause before a final (where it hallucinated "fact.", "in.", "word.").
         # Only text before the buffer prompts it: words inside are transcribed again, and a
         # prompt holding them makes Whisper skip them and misplace what follows (whisper_streaming).
         before = [w for w in self._committed if w.end <= self._buffer_start + 0.01]
@@ -183,7 +206,10 @@ class StreamingTranscriber:
         return DecodeOptions(
             language=self.language, task=self.options.task, beam_size=1, temperature=(0.0,),
             vad_filter=False, word_timestamps=True, condition_on_previous_text=False,
-            initial_prompt=prompt or None,
+            initial_prompt=prompt or None, single_window=True,
+            # A loop (a prompt much like the audio can start one) costs up to 224 steps, seconds
+            # of a shared engine; speech needs a fraction of that.
+            max_new_tokens=token_budget(self.language, seconds),
         )  # fmt: skip
 
     def _hypothesis(self, until: float | None) -> tuple[list[Word], int]:
@@ -193,58 +219,90 @@ class StreamingTranscriber:
         audio = self._buffer[:stop]
         if audio.size < SAMPLE_RATE // 10:
             return [], 0
-        options = self._decode_options()
+        final = until is not None
+        options = self._decode_options(audio.size / SAMPLE_RATE, final)
         key = (self._buffer_start, audio.size, options)  # same key: the same audio and decode
         if self._last_decode is not None and self._last_decode[0] == key:
-            result = self._last_decode[1]  # decoded ahead, in the pause before the end of speech
+            decoded = self._last_decode[1]  # decoded ahead, in the pause before the end of speech
         else:
-            result = self.engine.transcribe(audio, options)
-            self._last_decode = (key, result)
-        if self.language is None and (
-            audio.size >= LANGUAGE_LOCK_SECONDS * SAMPLE_RATE or until is not None
-        ):
-            self.language = result.language or None  # a second of speech can fool detection
-        # A decoding loop ("Please enter your agent login." x 40, seen after a prompt much like
-        # the audio) is not a hypothesis: without it the next update simply tries again.
-        kept = [s for s in result.segments if s.compression_ratio <= REPETITION_LIMIT]
+            decoded = self._decode(audio, options, final)
+            self._last_decode = (key, decoded)
+        words, tokens, language = decoded
+        if self.language is None and (audio.size >= LANGUAGE_LOCK_SECONDS * SAMPLE_RATE or final):
+            self.language = language or None  # a second of speech can fool detection
         offset = self._buffer_start
-        words = [dataclasses.replace(w, start=w.start + offset, end=w.end + offset)
-                 for s in kept for w in s.words]  # fmt: skip
-        return words, sum(len(s.tokens) for s in kept)
+        return [dataclasses.replace(w, start=w.start + offset, end=w.end + offset)
+                for w in words], tokens  # fmt: skip
+
+    def _decode(
+        self, audio: np.ndarray, options: DecodeOptions, final: bool
+    ) -> tuple[list[Word], int, str | None]:
+        """One window's words (times from the audio's start), their tokens, and the language.
+        For a final, Whisper leaves an unfinished last segment out of the window's text: if the
+        words end well before the audio (more than the speech pad and REMAINDER_SECONDS), the
+        rest is decoded too, as faster-whisper's next window would be."""
+        result = self.engine.transcribe(audio, options)
+        words, tokens = _kept_words(result.segments)
+        rest = audio.size / SAMPLE_RATE - (words[-1].end if words else 0.0)
+        if final and words and rest > self.options.vad.speech_pad_ms / 1000 + REMAINDER_SECONDS:
+            extra, extra_tokens = self._decode_rest(audio, options, words, result.language)
+            words, tokens = words + extra, tokens + extra_tokens
+        return words, tokens, result.language
+
+    def _decode_rest(
+        self, audio: np.ndarray, options: DecodeOptions, words: list[Word], language: str | None
+    ) -> tuple[list[Word], int]:
+        """The words after `words` (those of the audio's first window), prompted by them."""
+        start = round(words[-1].end * SAMPLE_RATE)
+        before = f"{options.initial_prompt or ''} {_text(words)}".split()[-PROMPT_WORDS:]
+        rest = dataclasses.replace(
+            options, initial_prompt=" ".join(before),
+            max_new_tokens=token_budget(language, (audio.size - start) / SAMPLE_RATE),
+        )  # fmt: skip
+        extra, tokens = _kept_words(self.engine.transcribe(audio[start:], rest).segments)
+        shift = start / SAMPLE_RATE
+        return [dataclasses.replace(w, start=w.start + shift, end=w.end + shift)
+                for w in extra], tokens  # fmt: skip
 
     def _decode_ahead(self) -> None:
         """Once a pause has lasted the VAD's speech pad (and AHEAD_AFTER), decode the buffer up
         to where its end event will put the end of speech, while the VAD still waits to be sure
         (600 ms). If the silence lasts, the end of speech finds that decode ready (the cache in
         `_hypothesis`) and the final comes without a decode; if speech resumes, it was an idle
-        engine's work."""
+        engine's work. It does not wait for a turn: queued, these decodes delayed other
+        sessions' finals more than they sped up their own (measured with 2 to 10 streams)."""
         until = self._vad.pause_end
         if until is None or self.now < until + AHEAD_AFTER or until == self._decoded_ahead:
             return
-        with self._engine_turn(urgent=False) as granted:
+        with self._engine_turn(AHEAD) as granted:
             if granted:  # else tried again with the next frame
                 self._decoded_ahead = until
                 self._hypothesis(until)
 
     @contextmanager
-    def _engine_turn(self, urgent: bool) -> Iterator[bool]:
+    def _engine_turn(self, priority: int) -> Iterator[bool]:
         """Whether this decode may run now: finals wait for the engine, partials take it only
         when free (or once `partial_max_gap` of speech went undecoded)."""
         if self._turns is None:
             yield True
             return
         starving = self._undecoded >= self.options.partial_max_gap * SAMPLE_RATE
-        with self._turns.turn(FINAL if urgent else PARTIAL, wait=urgent or starving) as granted:
+        wait = priority == FINAL or (priority == PARTIAL and starving)
+        with self._turns.turn(priority, wait=wait) as granted:
             yield granted
 
     def _update(
         self, until: float | None = None, urgent: bool = True, show_tail: bool = True
     ) -> list[StreamEvent]:
-        with self._engine_turn(urgent) as granted:
+        with self._engine_turn(FINAL if urgent else PARTIAL) as granted:
             if not granted:
                 return []
             self._undecoded = 0  # (a decode ahead does not count: it updates no agreement)
+            started = time.perf_counter()
             words, tokens = self._hypothesis(until)
+            took = time.perf_counter() - started
+            self._decode_seconds = took if not self._decode_seconds else (
+                0.7 * self._decode_seconds + 0.3 * took)  # fmt: skip
         final, tail = self._agreement.update(words)
         events = self._finals(final)
         if self.options.partials and show_tail:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,48 @@ from utils.vad import detect_speech, speech_only
 ProgressCallback = Callable[[float], None]  # fraction done in [0, 1]
 
 
+class _WindowDone(Exception):
+    """Raised by the budgeted encoder inside faster-whisper's segment generator: the one window
+    a `single_window` decode allows was decoded."""
+
+
+class _EncoderBudget:
+    """Wraps a model's `encode`: within `allow(n)` on this thread, the (n+1)-th encoder pass
+    raises `_WindowDone` instead of running (faster-whisper has no option to stop there)."""
+
+    def __init__(self, encode: Callable[[Any], Any]) -> None:
+        self._encode, self._left = encode, threading.local()
+
+    def __call__(self, features: Any) -> Any:
+        left = getattr(self._left, "passes", None)
+        if left is not None:
+            if left <= 0:
+                raise _WindowDone
+            self._left.passes = left - 1
+        return self._encode(features)
+
+    @contextlib.contextmanager
+    def allow(self, passes: int) -> Iterator[None]:
+        self._left.passes = passes
+        try:
+            yield
+        finally:
+            self._left.passes = None
+
+
 class FasterWhisperEngine:
     """Transcribes with faster-whisper on a CTranslate2 model directory."""
 
     kind = "ctranslate2"
 
-    def __init__(self, model_dir: Path, device: str, compute_type: str, cpu_threads: int = 0):
+    def __init__(
+        self,
+        model_dir: Path,
+        device: str,
+        compute_type: str,
+        cpu_threads: int = 0,
+        workers: int = 1,
+    ) -> None:
         from faster_whisper import WhisperModel
 
         started = time.perf_counter()
@@ -45,8 +83,12 @@ class FasterWhisperEngine:
         self.device = device
         self.compute_type = compute_type
         self.model = WhisperModel(
-            str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads
-        )
+            str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads,
+            num_workers=workers,
+        )  # fmt: skip
+        self.parallel_decodes = workers  # transcribe() calls from this many threads run at once
+        self._encoder_budget = _EncoderBudget(self.model.encode)
+        self.model.encode = self._encoder_budget  # generate_segments calls self.encode
         self.load_seconds = time.perf_counter() - started
         self.window_token_limit = WINDOW_TOKEN_LIMIT
         self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
@@ -210,18 +252,24 @@ class FasterWhisperEngine:
         progress: ProgressCallback | None,
         clips: list[tuple[float, float]] | None,
     ) -> list[Segment]:
+        if samples.size == 0:
+            return []
+        if options.single_window and clips is not None and len(clips) > 1:
+            per_clip = (self._decode(samples, options, progress, [clip]) for clip in clips)
+            return [segment for segments in per_clip for segment in segments]
         kwargs = self.transcribe_kwargs(options)
         if clips is not None:
             kwargs["clip_timestamps"] = [edge for span in clips for edge in span]
-        if samples.size == 0:
-            return []
-        raw_segments, info = self.model.transcribe(samples, **kwargs)
-        total = max(info.duration, 1e-9)
+        passes = 1 if options.single_window else None
         segments = []
-        for raw in raw_segments:
-            segments.append(_to_segment(raw))
-            if progress:
-                progress(min(0.99, raw.end / total))
+        with self._encoder_budget.allow(passes) if passes else contextlib.nullcontext():
+            raw_segments, info = self.model.transcribe(samples, **kwargs)
+            total = max(info.duration, 1e-9)
+            with contextlib.suppress(_WindowDone):
+                for raw in raw_segments:
+                    segments.append(_to_segment(raw))
+                    if progress:
+                        progress(min(0.99, raw.end / total))
         return segments
 
 

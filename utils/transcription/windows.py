@@ -27,6 +27,13 @@ def max_window_seconds(language: str | None, token_limit: int = WINDOW_TOKEN_LIM
     return float(min(CHUNK_LENGTH, max(MIN_WINDOW_SECONDS, _SAFETY * token_limit / rate)))
 
 
+def token_budget(language: str | None, seconds: float, headroom: float = 3.0) -> int:
+    """Decoder tokens to allow for `seconds` of audio: `headroom` times the fluent rate plus a
+    little, at most a window's limit. A decode that loops stops there instead of at 224."""
+    rate = TOKENS_PER_SECOND.get(language or "", DEFAULT_TOKENS_PER_SECOND)
+    return int(min(WINDOW_TOKEN_LIMIT, np.ceil(16 + headroom * rate * seconds)))
+
+
 def snap(seconds: float) -> float:
     """`seconds` on the 10 ms grid faster-whisper rounds clip edges to, so spans and the
     segments decoded from them compare exactly."""
