@@ -114,7 +114,7 @@ class StreamingTranscriber:
         self._speech = False
         self._seq = 0
         self._committed: list[Word] = []  # the last KEPT_WORDS final words
-        self._last_decode: tuple[tuple, Any] | None = None  # (key, TranscriptionResult)
+        self._last_decode: tuple[tuple, Any] | None = None  # (key, (words, tokens, language))
         self._decoded_ahead: float | None = None  # stream time a pause was decoded up to
 
     # -- input -----------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class StreamingTranscriber:
         interval = max(self.options.update_seconds, PARTIAL_PACE * self._decode_seconds)
         return self._undecoded >= interval * SAMPLE_RATE
 
-    def _decode_options(self, seconds: float, final: bool) -> DecodeOptions:
+    def _decode_options(self, seconds: float) -> DecodeOptions:
         # One window per decode: faster-whisper would decode the audio after the last word again
         # as a second window, twice the encoder work for a tail that the next update covers, or
         # that is the pause before a final (where it hallucinated "fact.", "in.", "word.").
@@ -220,8 +220,8 @@ class StreamingTranscriber:
         if audio.size < SAMPLE_RATE // 10:
             return [], 0
         final = until is not None
-        options = self._decode_options(audio.size / SAMPLE_RATE, final)
-        key = (self._buffer_start, audio.size, options)  # same key: the same audio and decode
+        options = self._decode_options(audio.size / SAMPLE_RATE)
+        key = (self._buffer_start, audio.size, options, final)  # same key: the same decode
         if self._last_decode is not None and self._last_decode[0] == key:
             decoded = self._last_decode[1]  # decoded ahead, in the pause before the end of speech
         else:
