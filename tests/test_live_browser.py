@@ -89,9 +89,10 @@ def test_live_words_appear_within_15_s_and_a_looped_file_gives_no_duplicate_fina
     assert all(a[1] <= b[0] + 0.3 for a, b in itertools.pairwise(times))  # no overlap
     listing = "\n".join(text for _, text in finals)
     words = " ".join(TIMES.sub("", text) for _, text in finals).lower()  # across finals
-    # Each pass once: words that streaming Whisper base always got right on this telephone
-    # prompt, even on a loaded machine; the rest varies with the timing of the updates.
-    for phrase in ("that agent", "already", "number"):
+    # Each pass once: words that greedy streaming Whisper base got right on this telephone
+    # prompt in every run, loaded machine included ("already logged on" came out as "already
+    # done on", "all up done", "all you're done with"); the rest varies with update timing.
+    for phrase in ("that agent", "number"):
         assert words.count(phrase) == 2, listing
 
 
