@@ -285,3 +285,19 @@ def test_cpu_runs_float32_whatever_the_compute_type():
     assert _torch_dtype("cpu", "int8") is torch.float32 is _torch_dtype("cpu", "float16")
     assert _torch_dtype("cuda", "int8_float16") is torch.float16
     assert _torch_dtype("cuda", "float32") is torch.float32
+
+
+def test_a_single_window_decode_encodes_each_window_once(hf_engine, monkeypatch):
+    """The tail after a window's last complete segment is not decoded again (live streams)."""
+    passes: list[int] = []
+    encode = hf_engine.encode
+    monkeypatch.setattr(hf_engine, "encode", lambda chunk: passes.append(1) or encode(chunk))
+    clip = load_audio(prompt_path("agent-pass"))[: int(1.9 * SAMPLE_RATE)]
+    options = dataclasses.replace(
+        GREEDY, vad_filter=False, initial_prompt="That agent is already logged on. Please "
+        "enter your agent number followed by the pound key. Login incorrect. Please enter",
+    )  # fmt: skip
+    both = hf_engine.transcribe(clip, options)
+    decodes = len(passes)
+    one = hf_engine.transcribe(clip, dataclasses.replace(options, single_window=True))
+    assert len(passes) - decodes == 1 and one.segments[0].text == both.segments[0].text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import jiwer
+import numpy as np
 import pytest
 from whisper_normalizer.english import EnglishTextNormalizer
 
@@ -127,3 +128,15 @@ def test_a_single_window_decode_runs_the_encoder_once(engine, monkeypatch):
     assert one.segments[0].text == both.segments[0].text == " Please enter your password."
     assert engine.transcribe(clip, options).text == both.text  # the budget was reset
     assert engine.parallel_decodes == 2  # a CPU engine runs two decodes at once
+
+
+def test_a_single_window_decode_of_long_audio_decodes_every_window(engine, monkeypatch):
+    passes: list[int] = []
+    encode = engine._encoder_budget._encode
+    monkeypatch.setattr(engine._encoder_budget, "_encode", lambda f: passes.append(1) or encode(f))
+    speech = load_audio(prompt_path("agent-alreadyon"))
+    gap, tail = (np.zeros(n * 16000 - speech.size, np.float32) for n in (32, 8))
+    audio = np.concatenate([speech, gap, speech, tail])  # 40 s: a 30 s window, then 10 s
+    options = dataclasses.replace(FAST, single_window=True, vad_filter=False)
+    result = engine.transcribe(audio, options)
+    assert len(passes) == 2 and result.text.lower().count("already logged on") == 2, result.text

@@ -254,6 +254,8 @@ class FasterWhisperEngine:
     ) -> list[Segment]:
         if samples.size == 0:
             return []
+        if options.single_window and clips is None and samples.size > CHUNK_LENGTH * SAMPLE_RATE:
+            clips = fixed_windows(samples.size / SAMPLE_RATE, CHUNK_LENGTH)  # one encode each
         if options.single_window and clips is not None and len(clips) > 1:
             per_clip = (self._decode(samples, options, progress, [clip]) for clip in clips)
             return [segment for segments in per_clip for segment in segments]

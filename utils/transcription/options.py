@@ -47,9 +47,10 @@ class DecodeOptions:
     hallucination_silence_threshold: float | None = None  # seconds; needs word timestamps
     word_timestamps: bool = True
     max_new_tokens: int | None = None
-    # Decode each window once. Whisper decodes the audio after the last word of an unfinished
-    # segment again as a new window (a second encoder pass); a live stream's next update covers
-    # that tail anyway, and alone it is often too short to hold more than a hallucinated word.
+    # Decode each 30 s window (or clip, or span) once. Whisper decodes the audio after the last
+    # complete segment of a window again as a new window (a second encoder pass); a live
+    # stream's next update covers that tail anyway, and alone it is often too short to hold
+    # more than a hallucinated word. Every engine honours it.
     single_window: bool = False
 
     def __post_init__(self) -> None:

@@ -279,7 +279,9 @@ class WindowedEngine(abc.ABC):
             job.all_tokens.extend(t for p in pieces for t in p.tokens)
             if not options.condition_on_previous_text or result.temperature > RESET_TEMPERATURE:
                 job.reset_since = len(job.all_tokens)
-            seek += consumed
+            # A single-window decode moves on to the next window: the unfinished tail is not
+            # decoded again (options.single_window).
+            seek = chunk_end if options.single_window else seek + consumed
             if job.progress:
                 job.progress(seek)
         return segments, overflow
