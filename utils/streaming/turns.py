@@ -1,11 +1,11 @@
 """Turns on one shared engine for the live sessions decoding on it.
 
 A decode that makes text final (end of speech, the end of a stream) waits for its turn and goes
-before every other. A final decoded ahead, in a pause that will probably end the speech, waits
-too, behind those finals and before every partial. A partial update is opportunistic: it runs
-only when the engine is free and nobody waits, unless its session went too long without one, in
-which case it queues behind the finals, in arrival order. Under load partials therefore thin
-out first, while every final still arrives; no session waits behind another's partials.
+before every other. A partial update, and a final decoded ahead in a pause (AHEAD, counted
+apart), is opportunistic: it runs only when a turn is free and nobody waits, unless a partial's
+session went too long without one, in which case it queues behind the finals, in arrival order.
+Under load partials therefore thin out first, while every final still arrives; no session waits
+behind another's partials.
 """
 
 from __future__ import annotations
