@@ -123,7 +123,7 @@ def measure(case: CostCase, run_dir: Path) -> CostFigures:
     base = load_base_model(case.model)
     batches = _batches(case, base.processor, config)
     torch.manual_seed(0)
-    model = make_trainable(base.model, config)
+    model = make_trainable(base.model, config, base.new_token_ids)
     if case.loop == "plain":
         ends = _plain_loop(model, batches, config)
     else:

@@ -18,7 +18,7 @@ CT2_QUANTIZATIONS = (
     "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
     "float16", "bfloat16", "float32",
 )  # fmt: skip
-COPIED_FILES = ("tokenizer.json", "preprocessor_config.json")
+COPIED_FILES = ("tokenizer.json", "preprocessor_config.json", "geez_vocab.json")
 
 
 class IncompleteConfigError(ValueError):

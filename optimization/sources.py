@@ -78,12 +78,15 @@ def _save_merged(model: torch.nn.Module, processor_dir: Path, out: Path) -> None
     """Merge a PEFT model and write it with the processor files of `processor_dir`."""
     from transformers import WhisperProcessor
 
+    from utils.geez_vocab.design import copy_provenance
+
     merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     merged.config.use_cache = True
     merged.save_pretrained(out)
     processor = WhisperProcessor.from_pretrained(processor_dir)
     processor.save_pretrained(out)
     processor.feature_extractor.save_pretrained(out)  # the standalone file converters copy
+    copy_provenance(processor_dir, out)
 
 
 def _merged_adapter(adapter_dir: Path, base_reference: str, workspace: Workspace) -> Path:
@@ -152,7 +155,7 @@ def _merged_checkpoint(checkpoint: Path, workspace: Workspace) -> Path:
     except (OSError, RuntimeError, KeyError, EOFError, ValueError) as exc:
         raise SourceError(f"{checkpoint}: not a readable Lightning checkpoint: {exc}") from exc
     base = load_base_model(config.model, workspace)
-    model = make_trainable(base.model, config)
+    model = make_trainable(base.model, config, base.new_token_ids)
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected or (config.method != "lora" and missing):

@@ -9,7 +9,8 @@ mode="${1:-app}"
 shift || true
 
 SYSTEM_PACKAGES=(chromium fonts-sil-abyssinica fonts-noto-core espeak-ng sox
-  asterisk-core-sounds-en-wav asterisk-core-sounds-en asterisk-moh-opsound-wav)
+  asterisk-core-sounds-en-wav asterisk-core-sounds-en asterisk-moh-opsound-wav
+  asterisk-core-sounds-es-wav asterisk-core-sounds-es)
 
 install_system_packages() {
   local missing=()

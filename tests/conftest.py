@@ -140,3 +140,25 @@ def hf_engine(hf_model_dir):
     torch.set_num_threads(1)
     yield load_engine(str(hf_model_dir), device="cpu", compute_type="float32")
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def geez_workspace(tmp_path_factory, default_model_dir, hf_model_dir):
+    """A workspace of its own for the Ge'ez model (the session's model lists stay as other
+    tests expect), with the default model in both forms linked in."""
+    from utils.workspace import Workspace
+
+    ws = Workspace(tmp_path_factory.mktemp("geez-workspace")).ensure()
+    (ws.models / "whisper-base").symlink_to(default_model_dir, target_is_directory=True)
+    (ws.models / "whisper-base-hf").symlink_to(hf_model_dir, target_is_directory=True)
+    return ws
+
+
+@pytest.fixture(scope="session")
+def geez_model(geez_workspace):
+    """The default model with a Ge'ez vocabulary, chosen on a test-sized corpus and prior."""
+    from utils.geez_vocab.build import build_geez_model
+    from utils.geez_vocab.design import GeezVocabConfig
+
+    config = GeezVocabConfig(corpus_every=10, min_word_frequency=1e-4)  # seconds, not minutes
+    return build_geez_model("whisper-base", "whisper-base-geez", config, geez_workspace)

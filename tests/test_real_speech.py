@@ -78,7 +78,7 @@ def test_batched_windows_recut_after_detection_are_encoded_afresh(engine, prompt
     (of the old first window) must not be decoded in place of the new first window."""
     from utils.transcription import batch
 
-    monkeypatch.setattr(batch, "max_window_seconds", lambda language, _: 2.5 if language else 30)
+    monkeypatch.setattr(batch, "max_window_seconds", lambda language, *_: 2.5 if language else 30)
     paths = [str(path) for path, _ in prompts[:2]]
     batcher = batch.BatchTranscriber(engine, batch_size=8)
     rows = _count_encoded_rows(batcher)

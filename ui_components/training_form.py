@@ -39,6 +39,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "warmup_steps",
             "schedule",
             "weight_decay",
+            "new_token_lr_scale",
             "gradient_clip",
             "precision",
         ),
@@ -76,6 +77,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 SHARES = ("lora_dropout", "augment_strength", "timestamp_share", "prompt_share")
 LABELS = {
+    "new_token_lr_scale": "New-token LR ×",
     "lora_r": "LoRA r",
     "lora_alpha": "LoRA alpha",
     "lora_dropout": "LoRA dropout",

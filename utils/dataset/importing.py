@@ -210,7 +210,7 @@ def build_dataset(
     """Write the dataset at `out_dir` (manifest, audio, report); returns the report."""
     out = Path(out_dir)
     report, seen = ImportReport(), set()
-    texts = TextChecker(options.language)
+    texts = TextChecker(options.language, options.model)
     with ManifestWriter(out / MANIFEST_NAME) as manifest:
         for done, result in enumerate(_decoded_in_order(items, options), 1):
             for utterance in _accept(result, out, texts, seen, report):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +27,18 @@ class ReferenceCorpus:
     fingerprint: str
 
     def halves(self, seed: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(choosing half, held-out half): each string's side follows from a hash of the seed
-        and the string, so the split is reproducible and needs no random state."""
-        choosing, held_out = [], []
-        for text in self.texts:
-            digest = hashlib.blake2b(f"{seed}\x00{text}".encode(), digest_size=1).digest()
-            (choosing if digest[0] % 2 == 0 else held_out).append(text)
-        return tuple(choosing), tuple(held_out)
+        """(choosing half, held-out half); see `split_halves`."""
+        return split_halves(self.texts, seed)
+
+
+def split_halves(texts: Iterable[str], seed: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(choosing half, held-out half): each string's side follows from a hash of the seed and
+    the string, so the split is reproducible and needs no random state."""
+    choosing, held_out = [], []
+    for text in texts:
+        digest = hashlib.blake2b(f"{seed}\x00{text}".encode(), digest_size=1).digest()
+        (choosing if digest[0] % 2 == 0 else held_out).append(text)
+    return tuple(choosing), tuple(held_out)
 
 
 def catalog_strings(path: Path) -> Iterator[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +30,22 @@ class VocabularyEditError(ValueError):
 
 @dataclass(frozen=True)
 class Swap:
-    """Id `id` held `old` (made by the merge at `rank`) and now holds `new`."""
+    """Id `id` held `old` (made by the merge of `pieces` at `rank`) and now holds `new`."""
 
     id: int
     old: str
     new: str
     rank: int
+    pieces: tuple[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "old": self.old, "new": self.new, "rank": self.rank,
+                "pieces": list(self.pieces)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Swap:
+        pieces = data["pieces"]
+        return cls(data["id"], data["old"], data["new"], data["rank"], (pieces[0], pieces[1]))
 
 
 def merge_pairs(tokenizer: dict[str, Any]) -> list[tuple[str, str]]:
@@ -52,7 +63,9 @@ def leaf_ranks(tokenizer: dict[str, Any]) -> dict[str, int]:
     input (the byte alphabet itself is never a leaf here: it has no merge)."""
     pairs = merge_pairs(tokenizer)
     inputs = merge_inputs(pairs)
-    return {a + b: rank for rank, (a, b) in enumerate(pairs) if a + b not in inputs}
+    made = Counter(a + b for a, b in pairs)  # a token two merges make could not be restored
+    return {a + b: rank for rank, (a, b) in enumerate(pairs)
+            if a + b not in inputs and made[a + b] == 1}  # fmt: skip
 
 
 def edit_tokenizer(
@@ -66,12 +79,21 @@ def edit_tokenizer(
         )
     vocab: dict[str, int] = tokenizer["model"]["vocab"]
     by_id = {index: token for token, index in vocab.items()}
-    leaves = leaf_ranks(tokenizer)
-    swaps = tuple(
-        Swap(index, by_id.get(index, ""), token.text, leaves.get(by_id.get(index, ""), -1))
-        for index, token in zip(given_up, new_tokens, strict=True)
-    )
+    leaves, pairs = leaf_ranks(tokenizer), merge_pairs(tokenizer)
+    swaps = []
+    for index, token in zip(given_up, new_tokens, strict=True):
+        rank = leaves.get(by_id.get(index, ""), -1)
+        pieces = pairs[rank] if rank >= 0 else ("", "")
+        swaps.append(Swap(index, by_id.get(index, ""), token.text, rank, pieces))
     _check(swaps, vocab, set(leaves))
+    return _rewritten(tokenizer, swaps, [token.merge for token in new_tokens]), tuple(swaps)
+
+
+def _rewritten(
+    tokenizer: dict[str, Any], swaps: Sequence[Swap], front_merges: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """`tokenizer` with each swap's id holding its new token, the given-up merges dropped and
+    `front_merges` first."""
     edited = copy.deepcopy(tokenizer)
     edited_vocab = edited["model"]["vocab"]
     for swap in swaps:
@@ -80,10 +102,31 @@ def edit_tokenizer(
         edited_vocab[swap.new] = swap.id
     dropped = {swap.old for swap in swaps}
     kept = [pair for pair in merge_pairs(tokenizer) if pair[0] + pair[1] not in dropped]
-    merges = [token.merge for token in new_tokens] + kept
-    as_strings = isinstance(tokenizer["model"]["merges"][0], str)
-    edited["model"]["merges"] = [f"{a} {b}" if as_strings else [a, b] for a, b in merges]
-    return edited, swaps
+    _set_merges(edited, front_merges + kept, tokenizer)
+    return edited
+
+
+def _set_merges(
+    tokenizer: dict[str, Any], pairs: Sequence[tuple[str, str]], like: dict[str, Any]
+) -> None:
+    as_strings = isinstance(like["model"]["merges"][0], str)
+    tokenizer["model"]["merges"] = [f"{a} {b}" if as_strings else [a, b] for a, b in pairs]
+
+
+def restore_tokenizer(edited: dict[str, Any], swaps: Sequence[Swap]) -> dict[str, Any]:
+    """The tokenizer `edited` was made from: the swaps undone, the new merges (the first
+    len(swaps)) removed and each given-up merge back at its rank."""
+    restored = copy.deepcopy(edited)
+    vocab = restored["model"]["vocab"]
+    for swap in swaps:
+        del vocab[swap.new]
+    for swap in swaps:
+        vocab[swap.old] = swap.id
+    pairs = merge_pairs(edited)[len(swaps) :]
+    for swap in sorted(swaps, key=lambda s: s.rank):
+        pairs.insert(swap.rank, swap.pieces)
+    _set_merges(restored, pairs, edited)
+    return restored
 
 
 def _check(swaps: Sequence[Swap], vocab: dict[str, int], leaves: set[str]) -> None:

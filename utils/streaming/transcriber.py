@@ -103,6 +103,7 @@ class StreamingTranscriber:
     ) -> None:
         self.engine, self.options = engine, options or StreamOptions()
         self._turns = turns
+        self._rates = getattr(engine, "token_rates", None)  # the model's own tokens per second
         self.language = self.options.language
         self._vad = StreamingVad(self.options.vad)
         self._agreement = LocalAgreement()
@@ -209,7 +210,7 @@ class StreamingTranscriber:
             initial_prompt=prompt or None, single_window=True,
             # A loop (a prompt much like the audio can start one) costs up to 224 steps, seconds
             # of a shared engine; speech needs a fraction of that.
-            max_new_tokens=token_budget(self.language, seconds),
+            max_new_tokens=token_budget(self.language, seconds, rates=self._rates),
         )  # fmt: skip
 
     def _hypothesis(self, until: float | None) -> tuple[list[Word], int]:
@@ -257,7 +258,9 @@ class StreamingTranscriber:
         before = f"{options.initial_prompt or ''} {_text(words)}".split()[-PROMPT_WORDS:]
         rest = dataclasses.replace(
             options, initial_prompt=" ".join(before),
-            max_new_tokens=token_budget(language, (audio.size - start) / SAMPLE_RATE),
+            max_new_tokens=token_budget(
+                language, (audio.size - start) / SAMPLE_RATE, rates=self._rates
+            ),
         )  # fmt: skip
         extra, tokens = _kept_words(self.engine.transcribe(audio[start:], rest).segments)
         shift = start / SAMPLE_RATE
@@ -321,7 +324,7 @@ class StreamingTranscriber:
 
     # -- the buffer's bounds ---------------------------------------------------------------------
     def _cap_seconds(self) -> float:
-        window = max_window_seconds(self.language) if self.language else 30.0
+        window = max_window_seconds(self.language, rates=self._rates) if self.language else 30.0
         return min(self.options.max_buffer_seconds, window)
 
     def _near_cap(self) -> bool:

@@ -48,6 +48,7 @@ class TrainConfig:
     # optimisation
     learning_rate: float = 1e-4
     weight_decay: float = 0.0
+    new_token_lr_scale: float = 10.0  # LR factor for re-purposed token rows (Ge'ez vocabulary)
     schedule: Schedule = "linear"
     warmup_steps: int = 50
     max_steps: int = 1000
@@ -205,6 +206,7 @@ def _range_problems(c: TrainConfig) -> list[str]:
         f"lora_targets {bad_targets} not among {', '.join(LORA_TARGETS)}" if bad_targets else "",
         "lora_targets is empty" if c.method == "lora" and not c.lora_targets else "",
         "learning_rate must be positive" if c.learning_rate <= 0 else "",
+        "new_token_lr_scale must be positive" if c.new_token_lr_scale <= 0 else "",
         "max_steps must be at least 1" if c.max_steps < 1 else "",
         "warmup_steps must be >= 0 and below max_steps"
         if not 0 <= c.warmup_steps < c.max_steps

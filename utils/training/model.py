@@ -4,6 +4,7 @@ write the results (adapter, merged model) so every engine can load them."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class BaseModel:
     model: WhisperForConditionalGeneration
     processor: WhisperProcessor
     source: Path  # the transformers directory it was read from
+    new_token_ids: tuple[int, ...] = ()  # re-purposed rows (a Ge'ez vocabulary), trained too
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,17 @@ def load_base_model(reference: str, workspace: Workspace | None = None) -> BaseM
     source = transformers_source(reference, workspace)
     model = WhisperForConditionalGeneration.from_pretrained(source, dtype=torch.float32)
     processor = WhisperProcessor.from_pretrained(source)
-    return BaseModel(model, processor, source)
+    return BaseModel(model, processor, source, repurposed_token_ids(source))
+
+
+def repurposed_token_ids(source: Path) -> tuple[int, ...]:
+    """The ids a Ge'ez vocabulary re-purposed in the model at `source` (none for others)."""
+    from utils.geez_vocab.design import PROVENANCE_FILE
+
+    path = source / PROVENANCE_FILE
+    if not path.is_file():
+        return ()
+    return tuple(int(item["id"]) for item in json.loads(path.read_text())["given_up"])
 
 
 def _target_regex(config: TrainConfig) -> str:
@@ -69,9 +81,19 @@ def _target_regex(config: TrainConfig) -> str:
     return rf"model\.{stacks}\.layers\.\d+\.((self_attn|encoder_attn)\.)?({names})"
 
 
-def make_trainable(model: WhisperForConditionalGeneration, config: TrainConfig) -> torch.nn.Module:
+def _new_rows(new_token_ids: tuple[int, ...]) -> dict[str, list[int]] | None:
+    return {"embed_tokens": list(new_token_ids)} if new_token_ids else None
+
+
+def make_trainable(
+    model: WhisperForConditionalGeneration,
+    config: TrainConfig,
+    new_token_ids: tuple[int, ...] = (),
+) -> torch.nn.Module:
     """The model to optimise: a PEFT LoRA wrapper (`method="lora"`) or the model itself with
-    the encoder frozen when asked; gradient checkpointing when asked."""
+    the encoder frozen when asked; gradient checkpointing when asked. With LoRA the embedding
+    rows of `new_token_ids` train too (PEFT trainable tokens; the tied output projection
+    follows them), the rest of the embedding stays frozen."""
     model.config.use_cache = False  # caches are useless with teacher forcing and cost memory
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -84,6 +106,7 @@ def make_trainable(model: WhisperForConditionalGeneration, config: TrainConfig) 
             lora_dropout=config.lora_dropout,
             target_modules=_target_regex(config),
             bias="none",
+            trainable_token_indices=_new_rows(new_token_ids),
         )
         return get_peft_model(model, lora)
     if config.freeze_encoder:
@@ -130,12 +153,20 @@ def save_adapter(model: torch.nn.Module, out_dir: str | os.PathLike) -> Path | N
 
 
 def save_merged(
-    model: torch.nn.Module, processor: WhisperProcessor, out_dir: str | os.PathLike
+    model: torch.nn.Module,
+    processor: WhisperProcessor,
+    out_dir: str | os.PathLike,
+    base_source: Path | None = None,
 ) -> Path:
     """A complete transformers Whisper directory (weights merged, processor, generation config)
-    that the transformers engine loads and CTranslate2's converter accepts."""
+    that the transformers engine loads and CTranslate2's converter accepts; a Ge'ez vocabulary's
+    provenance in `base_source` goes along (its token rate and re-purposed rows)."""
+    from utils.geez_vocab.design import copy_provenance
+
     out = Path(out_dir)
     merged = merged_copy(model)
     merged.save_pretrained(out)
     processor.save_pretrained(out)
+    if base_source is not None:
+        copy_provenance(base_source, out)
     return out

@@ -163,9 +163,8 @@ class WhisperFineTuner(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
-        trainable = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
-            trainable, lr=self.learning_rate, weight_decay=self.config.weight_decay
+            self._parameter_groups(), lr=self.learning_rate, weight_decay=self.config.weight_decay
         )
         schedule = {"linear": get_linear_schedule_with_warmup,
                     "cosine": get_cosine_schedule_with_warmup}[self.config.schedule]  # fmt: skip
@@ -174,6 +173,19 @@ class WhisperFineTuner(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        """Re-purposed token rows (PEFT trainable tokens) learn `new_token_lr_scale` times
+        faster: they start as averages of other tokens and have the most to learn."""
+        new_rows, rest = [], []
+        for name, parameter in self.named_parameters():
+            if parameter.requires_grad:
+                (new_rows if "trainable_tokens_delta" in name else rest).append(parameter)
+        groups = [{"params": rest}]
+        if new_rows:
+            scaled = self.learning_rate * self.config.new_token_lr_scale
+            groups.append({"params": new_rows, "lr": scaled})
+        return groups
 
     # -- exact resume -----------------------------------------------------------------------
     def _seed_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -181,7 +181,7 @@ def build_module(
     from utils.training.data import WhisperDataModule
 
     L.seed_everything(config.seed, verbose=False)
-    model = make_trainable(base.model, config)
+    model = make_trainable(base.model, config, base.new_token_ids)
     audio_aug, spec_aug = _augmenters(config)
     data = WhisperDataModule(data_dir, config, base.processor, audio_aug, spec_aug)
     return module_class(model, base.processor.tokenizer, config), data
@@ -267,7 +267,7 @@ def _train(
     metrics = _final_metrics(context, trainer, module, data)
     metrics.update(_english_after(context, before, module, base.processor, plan))
     tracking.log_final(trainer.loggers, metrics, trainer.global_step)
-    return _export(context, module, base.processor, metrics, trainer.global_step)
+    return _export(context, module, base, metrics, trainer.global_step)
 
 
 def _english_before(
@@ -336,7 +336,7 @@ def _final_metrics(
 
 
 def _export(
-    context: _Context, module: WhisperFineTuner, processor: Any, metrics: dict, step: int
+    context: _Context, module: WhisperFineTuner, base: BaseModel, metrics: dict, step: int
 ) -> RunResult:
     """metrics.json, then (with `export`) the adapter, the merged model and its registry entry."""
     run_dir, model_dir = context.run_dir, None
@@ -344,7 +344,7 @@ def _export(
         return RunResult(run_dir, "finished", "finished", metrics)
     if context.export:
         save_adapter(module.model, run_dir / files.ADAPTER)
-        save_merged(module.model, processor, run_dir / files.MERGED)
+        save_merged(module.model, base.processor, run_dir / files.MERGED, base.source)
     files.write_json(run_dir / files.METRICS_NAME, metrics)
     if context.export:
         model_dir = files.register_run_model(

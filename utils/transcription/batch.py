@@ -100,6 +100,7 @@ class BatchTranscriber:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.engine = engine
+        self._rates = getattr(engine, "token_rates", None)  # the model's own tokens per second
         self.batch_size = batch_size
         self.pipeline = BatchedInferencePipeline(_PreEncoded(engine.model))
 
@@ -132,7 +133,7 @@ class BatchTranscriber:
             token, probability = languages[0]
             work.language, work.language_probability = token[2:-2], float(probability)
             first = work.spans[0]
-            window = max_window_seconds(work.language, self.engine.window_token_limit)
+            window = max_window_seconds(work.language, self.engine.window_token_limit, self._rates)
             if window < CHUNK_LENGTH:  # re-cut windows for languages the decoder fills quickly
                 work.spans = _spans(work.audio.samples, options, window)
             if work.spans and work.spans[0] == first:
@@ -162,7 +163,9 @@ class BatchTranscriber:
             except ValueError as exc:
                 outcomes[index] = exc
                 continue
-            window = max_window_seconds(options.language, self.engine.window_token_limit)
+            window = max_window_seconds(
+                options.language, self.engine.window_token_limit, self._rates
+            )
             name = (
                 source
                 if isinstance(source, str)

@@ -26,6 +26,7 @@ from utils.transcription.windows import (
     WINDOW_TOKEN_LIMIT,
     fixed_windows,
     max_window_seconds,
+    model_token_rates,
     snap,
     split_at_quietest,
 )
@@ -91,6 +92,7 @@ class FasterWhisperEngine:
         self.model.encode = self._encoder_budget  # generate_segments calls self.encode
         self.load_seconds = time.perf_counter() - started
         self.window_token_limit = WINDOW_TOKEN_LIMIT
+        self.token_rates = model_token_rates(self.model.hf_tokenizer)  # a Ge'ez vocabulary: ~1/3
         self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
 
     # -- options -----------------------------------------------------------------------------
@@ -177,7 +179,7 @@ class FasterWhisperEngine:
         if language is None:
             language, probability = self.detect_language(samples, options)
         options = dataclasses.replace(options, language=language)
-        window = max_window_seconds(language, self.window_token_limit)
+        window = max_window_seconds(language, self.window_token_limit, self.token_rates)
         if window < CHUNK_LENGTH:
             spans = self._spans(samples, options, window)
             segments = self.transcribe_spans(samples, options, spans, progress)

@@ -77,6 +77,7 @@ class TransformersEngine(WindowedEngine):
         self.alignment_heads = alignment_heads(config, layers, dims.decoder_attention_heads)
         self.max_length = dims.max_target_positions  # decoder positions: 448
         self.window_token_limit = windows.WINDOW_TOKEN_LIMIT  # new tokens per window: 224
+        self.token_rates = windows.model_token_rates(self.hf_tokenizer)
         self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
         self.load_seconds = time.perf_counter() - started
 

@@ -137,6 +137,7 @@ class OnnxEngine(WindowedEngine):
         self.median_filter_width = WhisperConfig.from_pretrained(str(model_dir)).median_filter_width
         self.max_length = self.config.max_target_positions  # decoder positions: 448
         self.window_token_limit = windows.WINDOW_TOKEN_LIMIT  # new tokens per window: 224
+        self.token_rates = windows.model_token_rates(self.hf_tokenizer)
         self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
         self.load_seconds = time.perf_counter() - started
 

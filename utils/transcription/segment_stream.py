@@ -124,7 +124,8 @@ def iter_segments(
     if language is None:
         return
     options = dataclasses.replace(options, language=language)
-    window = block_seconds or max_window_seconds(language, engine.window_token_limit)
+    rates = getattr(engine, "token_rates", None)
+    window = block_seconds or max_window_seconds(language, engine.window_token_limit, rates)
     prompt = options.initial_prompt
     for block in plan_blocks(samples, options, window):
         if should_stop is not None and should_stop():

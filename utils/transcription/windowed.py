@@ -89,6 +89,7 @@ class WindowedEngine(abc.ABC):
     default_suppress_tokens: tuple[int, ...]
     max_length: int
     window_token_limit: int
+    token_rates: dict[str, float]  # tokens per second of speech, per language (the model's own)
     load_seconds: float
     _restrict_cache: dict[tuple[str, ...], tuple[int, ...]]  # vocabulary -> suppressed ids
 
@@ -220,7 +221,9 @@ class WindowedEngine(abc.ABC):
     # -- windows -------------------------------------------------------------------------------
     def _spans(self, samples: np.ndarray, options: DecodeOptions) -> list[tuple[float, float]]:
         """(start, end) seconds of each window: VAD spans or fixed windows, capped per language."""
-        window = windows.max_window_seconds(options.language, self.window_token_limit)
+        window = windows.max_window_seconds(
+            options.language, self.window_token_limit, self.token_rates
+        )
         if options.vad_filter:
             vad = dataclasses.replace(options.vad, max_speech_duration_s=window)
             return [(span.start, span.end) for span in detect_speech(samples, vad)]

@@ -7,6 +7,9 @@ a 30 s window of it overflows and text is cut. We cap the window from the token 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from utils.audio import CHUNK_LENGTH, MAX_DECODER_POSITIONS, SAMPLE_RATE
@@ -15,22 +18,57 @@ WINDOW_TOKEN_LIMIT = MAX_DECODER_POSITIONS // 2  # tokens CTranslate2 generates 
 _SAFETY = 0.9  # keep headroom for prompt tokens and fast speakers
 MIN_WINDOW_SECONDS = 2.0  # below this, re-splitting stops
 
-# Tokens per second of fluent speech. Amharic: about 3 tokens per Ethiopic character (NOTES.md)
-# at about 7 characters per second. Latin-script languages stay near 5.
+# Tokens per second of fluent speech with Whisper's own vocabulary. Amharic: about 3 tokens per
+# Ethiopic character (NOTES.md) at about 6.7 characters per second. Latin-script languages stay
+# near 5. A model's own tokenizer gives its own rates (`model_token_rates`).
 TOKENS_PER_SECOND: dict[str, float] = {"am": 20.0}
 DEFAULT_TOKENS_PER_SECOND = 5.0
+AMHARIC_CHARACTERS_PER_SECOND = 6.7
+# Everyday Amharic (news and conversation), the yardstick of a tokenizer's Amharic rate.
+_AMHARIC_SAMPLE = (
+    "ኢትዮጵያ በአፍሪካ ቀንድ የምትገኝ ሀገር ናት። ዋና ከተማዋ አዲስ አበባ ነው። ዛሬ ጠዋት ዝናብ ዘነበ፤ "
+    "ልጆቹ ወደ ትምህርት ቤት ሄዱ። እባክህ ውሃ ስጠኝ። የገበያ ዋጋ በዚህ ሳምንት ጨምሯል ብለዋል።"
+)
 
 
-def max_window_seconds(language: str | None, token_limit: int = WINDOW_TOKEN_LIMIT) -> float:
-    """Longest audio window (seconds) whose transcript fits `token_limit` tokens; at most 30 s."""
-    rate = TOKENS_PER_SECOND.get(language or "", DEFAULT_TOKENS_PER_SECOND)
-    return float(min(CHUNK_LENGTH, max(MIN_WINDOW_SECONDS, _SAFETY * token_limit / rate)))
+def model_token_rates(tokenizer: Any) -> dict[str, float]:
+    """Per-language tokens per second for a model's tokenizer (a `tokenizers.Tokenizer` or a
+    transformers tokenizer): Amharic from the tokenizer's own tokens per Ethiopic character, so
+    a Ge'ez-aware vocabulary (about 1 per character) gets about 3x longer windows."""
+    encoded = tokenizer.encode(" " + _AMHARIC_SAMPLE, add_special_tokens=False)
+    ids = getattr(encoded, "ids", encoded)
+    characters = sum(0x1200 <= ord(c) < 0x1380 for c in _AMHARIC_SAMPLE)
+    return {"am": round(AMHARIC_CHARACTERS_PER_SECOND * len(ids) / characters, 1)}
 
 
-def token_budget(language: str | None, seconds: float, headroom: float = 3.0) -> int:
+def tokens_per_second(language: str | None, rates: Mapping[str, float] | None = None) -> float:
+    """The fluent token rate of `language`: from `rates` (a model's own) when they name it."""
+    table = {**TOKENS_PER_SECOND, **(rates or {})}
+    return table.get(language or "", DEFAULT_TOKENS_PER_SECOND)
+
+
+def max_window_seconds(
+    language: str | None,
+    token_limit: int = WINDOW_TOKEN_LIMIT,
+    rates: Mapping[str, float] | None = None,
+) -> float:
+    """Longest audio window (seconds) whose transcript fits `token_limit` tokens; at most 30 s.
+    `rates`: the model's own tokens per second (`model_token_rates`)."""
+    rate = tokens_per_second(language, rates)
+    seconds = max(MIN_WINDOW_SECONDS, _SAFETY * token_limit / rate)
+    # Within a second of a full window the headroom covers it: decode the whole 30 s.
+    return float(CHUNK_LENGTH if seconds >= CHUNK_LENGTH - 1.0 else seconds)
+
+
+def token_budget(
+    language: str | None,
+    seconds: float,
+    headroom: float = 3.0,
+    rates: Mapping[str, float] | None = None,
+) -> int:
     """Decoder tokens to allow for `seconds` of audio: `headroom` times the fluent rate plus a
     little, at most a window's limit. A decode that loops stops there instead of at 224."""
-    rate = TOKENS_PER_SECOND.get(language or "", DEFAULT_TOKENS_PER_SECOND)
+    rate = tokens_per_second(language, rates)
     return int(min(WINDOW_TOKEN_LIMIT, np.ceil(16 + headroom * rate * seconds)))
 
 
