@@ -74,8 +74,16 @@ class LearnFigures:
                 and after["loops"] == 0)  # fmt: skip
 
 
-def learn(minutes: float, run_dir: Path, workspace: Any = None, limit: int | None = None):
-    """Zero-shot figures, a LoRA run stopped by the clock after `minutes`, figures after."""
+def learn(
+    minutes: float,
+    run_dir: Path,
+    workspace: Any = None,
+    limit: int | None = None,
+    model: str = "whisper-base",
+    zero_shot: bool = True,
+):
+    """Zero-shot figures (unless not `zero_shot`), a LoRA run of `model` stopped by the clock
+    after `minutes`, figures after."""
     from lightning.pytorch.callbacks import Timer
 
     from utils.training.config import preset
@@ -86,11 +94,13 @@ def learn(minutes: float, run_dir: Path, workspace: Any = None, limit: int | Non
 
     workspace = workspace or get_workspace()
     dataset = demo_dataset(workspace)
-    base = load_base_model("whisper-base", workspace)
-    before = heldout_report(base.model, base.processor, dataset, limit=limit)
-    _print_report("zero-shot", before.to_dict())
-    del base
-    config = preset(LEARN_PRESET, model="whisper-base", dataset=str(dataset), **LEARN_OVERRIDES)
+    before: dict[str, Any] = {}
+    if zero_shot:
+        base = load_base_model(model, workspace)
+        before = heldout_report(base.model, base.processor, dataset, limit=limit).to_dict()
+        _print_report("zero-shot", before)
+        del base
+    config = preset(LEARN_PRESET, model=model, dataset=str(dataset), **LEARN_OVERRIDES)
     started = time.perf_counter()
     clock = Timer(duration=datetime.timedelta(minutes=minutes), interval="step")
     result = train(config, run_dir, workspace=workspace, callbacks=[clock])
@@ -102,7 +112,7 @@ def learn(minutes: float, run_dir: Path, workspace: Any = None, limit: int | Non
     _print_report("fine-tuned", after.to_dict())
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     english = {k: v for k, v in metrics.items() if k.startswith("english/")}
-    return LearnFigures(before.to_dict(), after.to_dict(), seconds,
+    return LearnFigures(before, after.to_dict(), seconds,
                         int(metrics.get("step", 0)), english, str(run_dir))  # fmt: skip
 
 
@@ -154,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--minutes", type=float, default=27.0, help="training clock (then validation, export)"
     )
     learn_parser.add_argument("--run-dir", type=Path)
+    learn_parser.add_argument("--model", default="whisper-base", help="base model to fine-tune")
+    learn_parser.add_argument("--no-zero-shot", action="store_true", help="skip the figures before")
     cost_parser = commands.add_parser("cost", help="samples/s and memory, ratio to a plain loop")
     cost_parser.add_argument("--steps", type=int, default=6)
     cost_parser.add_argument("--batch-size", type=int, default=2)
@@ -164,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "learn":
         run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="train-bench-"))
-        figures = asdict(learn(args.minutes, run_dir))
+        figures = asdict(learn(args.minutes, run_dir, model=args.model,
+                               zero_shot=not args.no_zero_shot))  # fmt: skip
         figures["meets_targets"] = LearnFigures(**figures).meets_targets()
         print(f"run: {figures['steps']} steps in {figures['train_seconds'] / 60:.1f} min; "
               f"English forgetting check: {figures['english']}; targets met: "

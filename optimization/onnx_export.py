@@ -60,7 +60,8 @@ PRECISIONS = ("fp32", "int8", "fp16")
 REQUIRED_FILES = ("config.json", "generation_config.json")
 SIDE_FILES = (*REQUIRED_FILES, "preprocessor_config.json", "processor_config.json",
               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-              "added_tokens.json", "vocab.json", "merges.txt", "normalizer.json")  # fmt: skip
+              "added_tokens.json", "vocab.json", "merges.txt", "normalizer.json",
+              "geez_vocab.json")  # fmt: skip
 EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf caps one file at 2 GiB: bigger weights go aside
 
 

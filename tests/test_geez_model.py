@@ -37,7 +37,7 @@ def test_the_build_writes_both_models_registered_with_their_provenance(
     assert "Ge'ez" in names["whisper-base-geez"].source
     provenance = _json(geez_model.ct2_dir / "geez_vocab.json")
     assert provenance == _json(geez_model.hf_dir / "geez_vocab.json")
-    assert len(provenance["given_up"]) == geez_model.given_up == 492
+    assert len(provenance["given_up"]) == geez_model.given_up == 428
     assert provenance["corpus_fingerprint"] == reference_corpus(every=10).fingerprint
     assert provenance["source_model"] == "whisper-base" and provenance["seed"] == 0
     swaps = _swaps(geez_model.ct2_dir)
@@ -103,7 +103,7 @@ def test_the_report_cli_prints_the_figures_as_json(geez_model, capsys):
                                         "changed_share_non_amharic")})  # fmt: skip
     assert report["tokens_per_char"] <= 1.1 and report["tokens_per_char_word_list"] <= 1.1
     assert report["changed_share_non_amharic"] < 0.001 and report["compared_strings"] > 50_000
-    assert report["given_up"] == 492 and report["special_ids_unchanged"] is True
+    assert report["given_up"] == 428 and report["special_ids_unchanged"] is True
     assert report["vocab_size"] == 51865
     assert main(["report", "--model", "no-such-model"]) == 2
     assert "no-such-model" in capsys.readouterr().err
@@ -115,7 +115,7 @@ def test_lora_trains_the_new_rows_faster_with_the_output_tied(geez_model):
     from utils.training.module import WhisperFineTuner
 
     base = load_base_model(str(geez_model.hf_dir))
-    assert len(base.new_token_ids) == 492
+    assert len(base.new_token_ids) == 428
     config = TrainConfig(model=str(geez_model.hf_dir), new_token_lr_scale=10.0)
     before = base.model.get_input_embeddings().weight.detach().clone()
     model = make_trainable(base.model, config, base.new_token_ids)
@@ -124,7 +124,7 @@ def test_lora_trains_the_new_rows_faster_with_the_output_tied(geez_model):
     rates = sorted(group["initial_lr"] for group in optimizer.param_groups)  # before warm-up
     assert rates == pytest.approx([config.learning_rate, 10 * config.learning_rate])
     rows = optimizer.param_groups[1]["params"]
-    assert [tuple(p.shape) for p in rows] == [(492, 512)]
+    assert [tuple(p.shape) for p in rows] == [(428, 512)]
     rows[0].data.normal_(0, 0.01, generator=torch.Generator().manual_seed(0))  # "trained"
     merged = merged_copy(model)
     embedding, output = merged.get_input_embeddings().weight, merged.get_output_embeddings().weight
