@@ -22,7 +22,7 @@ from utils.geez_vocab.design import (
 )
 from utils.geez_vocab.model_edit import repurpose_embeddings
 from utils.geez_vocab.slow_files import edit_slow_files
-from utils.model_store import ResolvedModel, is_ctranslate2_dir, is_transformers_dir, resolve_model
+from utils.model_store import is_ctranslate2_dir, is_transformers_dir, resolve_model
 from utils.registry import register_model
 from utils.workspace import Workspace, get_workspace
 
@@ -39,17 +39,6 @@ class BuildResult:
     hf_dir: Path
     given_up: int
     seconds: float
-
-
-def _transformers_source(resolved: ResolvedModel, workspace: Workspace) -> Path:
-    if resolved.kind == "transformers":
-        return resolved.path
-    if resolved.kind == "ctranslate2":
-        from utils.ct2_convert import ensure_transformers_model
-
-        return ensure_transformers_model(resolved.path, workspace.models)
-    raise ValueError(f"{resolved.name}: a Ge'ez vocabulary needs a CTranslate2 or transformers "
-                     f"model, not {resolved.kind}")  # fmt: skip
 
 
 def _protected_ids(hf_dir: Path) -> set[int]:
@@ -105,8 +94,10 @@ def build_geez_model(
     taken = [path for path in (ct2_dir, hf_dir) if path.exists() or path.is_symlink()]
     if taken and not overwrite:
         raise FileExistsError(f"{taken[0]} exists: choose another name or overwrite it")
+    from utils.training.model import transformers_source
+
     resolved = resolve_model(source, workspace)
-    hf_source = _transformers_source(resolved, workspace)
+    hf_source = transformers_source(source, workspace)  # a CTranslate2 model converted once
     original = json.loads((hf_source / "tokenizer.json").read_text(encoding="utf-8"))
     _check_multilingual(original, resolved.name)
     vocabulary = design_vocabulary(original, _protected_ids(hf_source), config, progress)

@@ -95,15 +95,20 @@ def _rewritten(
     """`tokenizer` with each swap's id holding its new token, the given-up merges dropped and
     `front_merges` first."""
     edited = copy.deepcopy(tokenizer)
-    edited_vocab = edited["model"]["vocab"]
-    for swap in swaps:
-        del edited_vocab[swap.old]
-    for swap in swaps:
-        edited_vocab[swap.new] = swap.id
+    _swap_vocab(edited["model"]["vocab"], swaps, forward=True)
     dropped = {swap.old for swap in swaps}
     kept = [pair for pair in merge_pairs(tokenizer) if pair[0] + pair[1] not in dropped]
     _set_merges(edited, front_merges + kept, tokenizer)
     return edited
+
+
+def _swap_vocab(vocab: dict[str, int], swaps: Sequence[Swap], forward: bool) -> None:
+    """Each swap's id moves from its old token to its new one (back when not `forward`);
+    all removals first, as a new token may be another swap's old one."""
+    for swap in swaps:
+        del vocab[swap.old if forward else swap.new]
+    for swap in swaps:
+        vocab[swap.new if forward else swap.old] = swap.id
 
 
 def _set_merges(
@@ -117,11 +122,7 @@ def restore_tokenizer(edited: dict[str, Any], swaps: Sequence[Swap]) -> dict[str
     """The tokenizer `edited` was made from: the swaps undone, the new merges (the first
     len(swaps)) removed and each given-up merge back at its rank."""
     restored = copy.deepcopy(edited)
-    vocab = restored["model"]["vocab"]
-    for swap in swaps:
-        del vocab[swap.new]
-    for swap in swaps:
-        vocab[swap.old] = swap.id
+    _swap_vocab(restored["model"]["vocab"], swaps, forward=False)
     pairs = merge_pairs(edited)[len(swaps) :]
     for swap in sorted(swaps, key=lambda s: s.rank):
         pairs.insert(swap.rank, swap.pieces)
