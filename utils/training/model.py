@@ -54,7 +54,10 @@ def transformers_source(reference: str, workspace: Workspace | None = None) -> P
         return resolved.path
     if resolved.kind == "ctranslate2":
         return ensure_transformers_model(resolved.path, workspace.models)
-    raise ValueError(f"{reference}: a {resolved.kind} model cannot be fine-tuned; pick a Whisper")
+    raise ValueError(
+        f"{reference}: a {resolved.kind} model has no weights to fine-tune or rebuild from; "
+        "pick a CTranslate2 or transformers Whisper"
+    )
 
 
 def load_base_model(reference: str, workspace: Workspace | None = None) -> BaseModel:
