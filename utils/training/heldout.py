@@ -61,6 +61,19 @@ def utterance_audio(root: Path, utterance: Utterance) -> np.ndarray:
     return audio[begin:end][:N_SAMPLES]
 
 
+def script_suppression(model: torch.nn.Module, tokenizer: Any, language: str) -> dict[str, Any]:
+    """`generate` arguments that keep a Ge'ez vocabulary's Ethiopic tokens out of another
+    language's transcript (see `foreign_script_suppression`); none for other models."""
+    from utils.geez_vocab.alphabet import GEEZ_LANGUAGES, ethiopic_token_ids
+
+    if language in GEEZ_LANGUAGES:
+        return {}
+    extra = list(ethiopic_token_ids(tokenizer.get_vocab()))
+    if not extra:
+        return {}
+    return {"suppress_tokens": list(model.generation_config.suppress_tokens or []) + extra}
+
+
 @torch.no_grad()
 def transcribe(
     model: torch.nn.Module,
@@ -79,6 +92,7 @@ def transcribe(
     forked = [parameter.device.index or 0] if parameter.device.type == "cuda" else []
     was_training = model.training
     texts: list[str] = []
+    suppress = script_suppression(model, processor.tokenizer, language)
     with torch.random.fork_rng(devices=forked):
         model.eval()
         try:
@@ -90,7 +104,7 @@ def transcribe(
                 ids = model.generate(
                     input_features=features.to(parameter.device, parameter.dtype),
                     language=language, task=task, max_new_tokens=max_new_tokens,
-                    num_beams=1, do_sample=False, use_cache=True,
+                    num_beams=1, do_sample=False, use_cache=True, **suppress,
                 )  # fmt: skip
                 decoded = processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
                 texts += [text.strip() for text in decoded]

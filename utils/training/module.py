@@ -15,6 +15,7 @@ from transformers import WhisperTokenizerFast
 
 from evaluation.scoring import utterance_scores
 from utils.training.config import TrainConfig
+from utils.training.heldout import script_suppression
 from utils.training.model import is_lora
 
 SAMPLES_KEPT = 4  # reference/hypothesis pairs kept from each validation for the dashboard
@@ -121,6 +122,7 @@ class WhisperFineTuner(L.LightningModule):
                 num_beams=1,
                 do_sample=False,
                 use_cache=True,
+                **script_suppression(self.model, self.tokenizer, language),
             )
             decoded = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
             for i, text in zip(indices, decoded, strict=True):
