@@ -6,9 +6,9 @@ An export is `flagged` when its WER or CER is significantly worse (paired bootst
 when token or language agreement is under 99%, or when it fails to load or decode.
 
 Agreement is measured against what a correct export must reproduce: the source itself for float
-exports; for integer CTranslate2 exports, the source quantized by CTranslate2 at load time
-(int8 weights change a few greedy tokens by design, see `parity_runs.needs_matched_reference`).
-Accuracy is always compared with the float32 source.
+exports; for integer CTranslate2 exports, the source converted by CTranslate2 at the same
+quantization (int8 weights change a few greedy tokens by design, see
+`parity_runs.ReferenceBuilder`). Accuracy is always compared with the float32 source.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def parity_check(
                     ref = references.reference(candidate)
                     matched[candidate.precision] = run_system(ref, heldout, device)
                 reference = matched[candidate.precision]
-                reference_name = f"{source.name} quantized to {candidate.precision} at load"
+                reference_name = f"{source.name} converted to {candidate.precision}"
             rows.append(export_row(candidate, out, heldout, base, reference, reference_name))
     finally:
         references.close()

@@ -5,6 +5,7 @@ new rows trained with LoRA, the model's own token rate, and a checked export."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,43 @@ def test_an_export_of_a_tuned_geez_model_passes_the_parity_check(geez_model, gee
     merged = load_file(next((geez_workspace.exports / ".merged").glob("*")) / "model.safetensors")
     tuned = merged[EMBEDDING] - load_file(geez_model.hf_dir / "model.safetensors")[EMBEDDING]
     assert set(tuned.abs().sum(1).nonzero().flatten().tolist()) == set(ids)
+
+
+@pytest.fixture(scope="module")
+def ethiopic_heavy(geez_model, tmp_path_factory):
+    """The Ge'ez model with its Ethiopic rows 50x longer: like a model tuned on Amharic alone,
+    those tokens win on any audio unless they are suppressed (transformers, and CTranslate2)."""
+    from transformers import WhisperForConditionalGeneration
+
+    from optimization.ct2_export import convert_to_ct2
+    from utils.training.model import repurposed_token_ids
+
+    model = WhisperForConditionalGeneration.from_pretrained(geez_model.hf_dir)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[list(repurposed_token_ids(geez_model.hf_dir))] *= 50
+    hf_dir = tmp_path_factory.mktemp("ethiopic-heavy") / "hf"
+    model.save_pretrained(hf_dir)
+    for path in geez_model.hf_dir.glob("*.json"):
+        if not (hf_dir / path.name).exists():  # the tokenizer, processor and provenance
+            (hf_dir / path.name).write_bytes(path.read_bytes())
+    convert_to_ct2(hf_dir, hf_dir.parent / "ct2", quantization="float16")  # as the build does
+    return hf_dir
+
+
+@pytest.mark.parametrize("kind", ["ct2", "hf"])
+def test_other_languages_never_get_the_ethiopic_tokens(ethiopic_heavy, engine, hf_engine, kind):
+    from utils.geez_vocab.alphabet import is_ethiopic
+    from utils.transcription.engine import load_engine
+    from utils.transcription.options import DecodeOptions
+
+    path = ethiopic_heavy if kind == "hf" else ethiopic_heavy.parent / "ct2"
+    heavy = load_engine(str(path), device="cpu", compute_type="float32" if kind == "hf" else "int8")
+    base = hf_engine if kind == "hf" else engine
+    audio = str(SPEECH["en"] / f"{PROMPTS[0]}.wav")
+    options = DecodeOptions(language="en", beam_size=1, temperature=(0.0,), word_timestamps=True)
+    english, unchanged = heavy.transcribe(audio, options), base.transcribe(audio, options)
+    assert english.text == unchanged.text and english.text.strip()  # as if the rows were not there
+    timed = [[(w.word, w.start, w.end) for w in r.segments[0].words] for r in (english, unchanged)]
+    assert timed[0] == timed[1]  # faster-whisper's word probabilities see the whole vocabulary
+    forced = heavy.transcribe(audio, replace(options, language="am", max_new_tokens=8))
+    assert any(is_ethiopic(c) for c in forced.text)  # allowed for Amharic: they win everywhere

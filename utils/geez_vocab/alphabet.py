@@ -103,8 +103,8 @@ def ethiopic_token_ids(vocab: Mapping[str, int]) -> tuple[int, ...]:
 def foreign_script_suppression(ethiopic_ids: Sequence[int], language: str | None) -> list[int]:
     """`ethiopic_ids` when decoding `language` with them is wrong: not for Amharic, nor while
     the language is still unknown. Fine-tuning on Amharic alone raises these tokens on any
-    audio while the rest of the model keeps its English: a forced-English decode of a tuned
-    Ge'ez model wrote Ethiopic loops (WER 121%), and 6.1% as before tuning with them suppressed."""
+    audio: a forced-English decode of a Ge'ez model after a short Amharic run wrote Ethiopic
+    loops (WER 121%), and 6.1% as before tuning with them suppressed."""
     if language is None or language in GEEZ_LANGUAGES:
         return []
     return list(ethiopic_ids)

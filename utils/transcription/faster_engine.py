@@ -16,6 +16,7 @@ import numpy as np
 
 from utils.audio import HOP_LENGTH, SAMPLE_RATE, AudioInput, decode_audio
 from utils.audio_stream import is_long_audio
+from utils.geez_vocab.alphabet import ethiopic_token_ids, foreign_script_suppression
 from utils.transcription.guards import drop_hallucinations
 from utils.transcription.options import DecodeOptions
 from utils.transcription.results import Segment, Timings, TranscriptionResult, Word
@@ -93,17 +94,21 @@ class FasterWhisperEngine:
         self.load_seconds = time.perf_counter() - started
         self.window_token_limit = WINDOW_TOKEN_LIMIT
         self.token_rates = model_token_rates(self.model.hf_tokenizer)  # a Ge'ez vocabulary: ~1/3
+        self.ethiopic_ids = ethiopic_token_ids(self.model.hf_tokenizer.get_vocab())
         self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
 
     # -- options -----------------------------------------------------------------------------
     def _suppress_tokens(self, options: DecodeOptions) -> list[int]:
+        # -1 stays: faster-whisper replaces it with the model's non-speech list
+        ids = list(options.suppress_tokens)
+        ids += foreign_script_suppression(self.ethiopic_ids, options.language)
         if options.vocabulary_mode != "restrict" or not options.vocabulary:
-            return list(options.suppress_tokens)
+            return ids
         if options.vocabulary not in self._restrict_cache:
             self._restrict_cache[options.vocabulary] = restricted_suppress_tokens(
                 self.model.hf_tokenizer, options.vocabulary
             )
-        return list(options.suppress_tokens) + list(self._restrict_cache[options.vocabulary])
+        return ids + list(self._restrict_cache[options.vocabulary])
 
     def transcribe_kwargs(self, options: DecodeOptions) -> dict[str, Any]:
         """faster-whisper `transcribe` keyword arguments for `options` (VAD and clips excluded)."""

@@ -26,6 +26,7 @@ from torch import Tensor
 from transformers.models.whisper.generation_whisper import _dynamic_time_warping, _median_filter
 
 from utils.audio import CHUNK_LENGTH, HOP_LENGTH, SAMPLE_RATE, AudioInput, decode_audio
+from utils.geez_vocab.alphabet import foreign_script_suppression
 from utils.transcription import windows
 from utils.transcription.guards import drop_hallucinations
 from utils.transcription.options import DecodeOptions, OptionNotSupportedError
@@ -78,8 +79,8 @@ class WindowedEngine(abc.ABC):
     """The model-independent half of an engine. A subclass sets, before use: `engine_name`
     (for messages), `hf_tokenizer` (a transformers Whisper tokenizer), `languages` (code -> id),
     `default_suppress_tokens`, `max_length` (decoder positions, 448), `window_token_limit`
-    (new tokens per window, 224), `load_seconds`, `_restrict_cache` (an empty dict); and
-    implements the model steps.
+    (new tokens per window, 224), `token_rates`, `ethiopic_ids`, `load_seconds`,
+    `_restrict_cache` (an empty dict); and implements the model steps.
     `patience` != 1 and `hallucination_silence_threshold` raise `OptionNotSupportedError`.
     """
 
@@ -90,6 +91,7 @@ class WindowedEngine(abc.ABC):
     max_length: int
     window_token_limit: int
     token_rates: dict[str, float]  # tokens per second of speech, per language (the model's own)
+    ethiopic_ids: tuple[int, ...]  # a Ge'ez vocabulary's tokens, kept out of other languages
     load_seconds: float
     _restrict_cache: dict[tuple[str, ...], tuple[int, ...]]  # vocabulary -> suppressed ids
 
@@ -138,6 +140,7 @@ class WindowedEngine(abc.ABC):
             ids.extend(self.default_suppress_tokens)
         t, words = tokenizer, options.vocabulary
         ids.extend([t.transcribe, t.translate, t.sot, t.sot_prev, t.sot_lm, t.no_speech])
+        ids.extend(foreign_script_suppression(self.ethiopic_ids, options.language))
         if options.vocabulary_mode == "restrict" and words:
             if words not in self._restrict_cache:
                 self._restrict_cache[words] = restricted_suppress_tokens(t.tokenizer, words)
