@@ -23,7 +23,6 @@ from transformers import WhisperForConditionalGeneration, WhisperProcessor
 from transformers.modeling_outputs import BaseModelOutput
 
 from utils.audio import SAMPLE_RATE
-from utils.geez_vocab.alphabet import ethiopic_token_ids
 from utils.transcription import windows
 from utils.transcription.options import DecodeOptions
 from utils.transcription.windowed import (  # noqa: F401  (the rest re-exported: callers import them here)
@@ -78,8 +77,7 @@ class TransformersEngine(WindowedEngine):
         self.alignment_heads = alignment_heads(config, layers, dims.decoder_attention_heads)
         self.max_length = dims.max_target_positions  # decoder positions: 448
         self.window_token_limit = windows.WINDOW_TOKEN_LIMIT  # new tokens per window: 224
-        self.token_rates = windows.model_token_rates(self.hf_tokenizer)
-        self.ethiopic_ids = ethiopic_token_ids(self.hf_tokenizer.get_vocab())
+        self.read_tokenizer()
         self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
         self.load_seconds = time.perf_counter() - started
 

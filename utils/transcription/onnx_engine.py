@@ -43,7 +43,6 @@ from optimization.onnx_export import (
     OnnxConfig,
 )
 from utils.audio import SAMPLE_RATE
-from utils.geez_vocab.alphabet import ethiopic_token_ids
 from utils.transcription import onnx_search, windows
 from utils.transcription.options import DecodeOptions
 from utils.transcription.windowed import (
@@ -138,8 +137,7 @@ class OnnxEngine(WindowedEngine):
         self.median_filter_width = WhisperConfig.from_pretrained(str(model_dir)).median_filter_width
         self.max_length = self.config.max_target_positions  # decoder positions: 448
         self.window_token_limit = windows.WINDOW_TOKEN_LIMIT  # new tokens per window: 224
-        self.token_rates = windows.model_token_rates(self.hf_tokenizer)
-        self.ethiopic_ids = ethiopic_token_ids(self.hf_tokenizer.get_vocab())
+        self.read_tokenizer()
         self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
         self.load_seconds = time.perf_counter() - started
 

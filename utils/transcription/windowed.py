@@ -26,7 +26,7 @@ from torch import Tensor
 from transformers.models.whisper.generation_whisper import _dynamic_time_warping, _median_filter
 
 from utils.audio import CHUNK_LENGTH, HOP_LENGTH, SAMPLE_RATE, AudioInput, decode_audio
-from utils.geez_vocab.alphabet import foreign_script_suppression
+from utils.geez_vocab.alphabet import ethiopic_token_ids, foreign_script_suppression
 from utils.transcription import windows
 from utils.transcription.guards import drop_hallucinations
 from utils.transcription.options import DecodeOptions, OptionNotSupportedError
@@ -79,8 +79,8 @@ class WindowedEngine(abc.ABC):
     """The model-independent half of an engine. A subclass sets, before use: `engine_name`
     (for messages), `hf_tokenizer` (a transformers Whisper tokenizer), `languages` (code -> id),
     `default_suppress_tokens`, `max_length` (decoder positions, 448), `window_token_limit`
-    (new tokens per window, 224), `token_rates`, `ethiopic_ids`, `load_seconds`,
-    `_restrict_cache` (an empty dict); and implements the model steps.
+    (new tokens per window, 224), `load_seconds`, `_restrict_cache` (an empty dict), and calls
+    `read_tokenizer()` for `token_rates` and `ethiopic_ids`; and implements the model steps.
     `patience` != 1 and `hallucination_silence_threshold` raise `OptionNotSupportedError`.
     """
 
@@ -94,6 +94,12 @@ class WindowedEngine(abc.ABC):
     ethiopic_ids: tuple[int, ...]  # a Ge'ez vocabulary's tokens, kept out of other languages
     load_seconds: float
     _restrict_cache: dict[tuple[str, ...], tuple[int, ...]]  # vocabulary -> suppressed ids
+
+    def read_tokenizer(self) -> None:
+        """What decoding needs to know of `hf_tokenizer`'s vocabulary (set it first): the
+        model's own token rates and, for a Ge'ez vocabulary, its Ethiopic tokens."""
+        self.token_rates = windows.model_token_rates(self.hf_tokenizer)
+        self.ethiopic_ids = ethiopic_token_ids(self.hf_tokenizer.get_vocab())
 
     # -- model steps (subclasses) ----------------------------------------------------------------
     @abc.abstractmethod
