@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+from playwright.sync_api import expect
 
 from tests.launching import running_app
 from tests.speech import prompt_path
@@ -64,7 +65,7 @@ def test_layout_and_theme_toggle(page, app_url):
     page.goto(app_url)
     page.get_by_role("tab", name="Transcribe").click()
     page.get_by_text("Advanced decoding").wait_for(state="visible")
-    assert page.get_by_role("button", name="Transcribe", exact=True).is_visible()
+    expect(page.get_by_role("button", name="Transcribe", exact=True)).to_be_visible()
     dark_before = page.evaluate("document.body.classList.contains('dark')")
     page.locator("#theme-toggle").click()
     page.wait_for_timeout(300)
@@ -111,7 +112,7 @@ def test_datasets_dashboard_plots_and_plays_a_selected_sample(page, app_url, wor
     link = page.locator('#sample-audio [data-testid="download-link"]')
     link.wait_for(timeout=30_000)
     assert link.get_attribute("href").endswith(".wav")  # the selected sample is loaded to play
-    assert page.locator('#sample-audio [data-testid="waveform-Sample"]').is_visible()
+    expect(page.locator('#sample-audio [data-testid="waveform-Sample"]')).to_be_visible()
 
 
 FAKE_TRAINER = """
@@ -145,8 +146,6 @@ def test_training_tab_follows_a_run_and_reattaches_after_a_reload(
     the real one: the page starts it, draws the dashboard, reattaches after a reload while the
     run goes, and follows it to 100%."""
     from pathlib import Path
-
-    from playwright.sync_api import expect
 
     from utils.training import jobs
 
