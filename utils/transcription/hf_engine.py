@@ -78,7 +78,6 @@ class TransformersEngine(WindowedEngine):
         self.max_length = dims.max_target_positions  # decoder positions: 448
         self.window_token_limit = windows.WINDOW_TOKEN_LIMIT  # new tokens per window: 224
         self.read_tokenizer()
-        self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
         self.load_seconds = time.perf_counter() - started
 
     # -- model steps ---------------------------------------------------------------------------

@@ -138,7 +138,6 @@ class OnnxEngine(WindowedEngine):
         self.max_length = self.config.max_target_positions  # decoder positions: 448
         self.window_token_limit = windows.WINDOW_TOKEN_LIMIT  # new tokens per window: 224
         self.read_tokenizer()
-        self._restrict_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
         self.load_seconds = time.perf_counter() - started
 
     def _session(self, name: str, threads: int) -> ort.InferenceSession:

@@ -79,8 +79,8 @@ class WindowedEngine(abc.ABC):
     """The model-independent half of an engine. A subclass sets, before use: `engine_name`
     (for messages), `hf_tokenizer` (a transformers Whisper tokenizer), `languages` (code -> id),
     `default_suppress_tokens`, `max_length` (decoder positions, 448), `window_token_limit`
-    (new tokens per window, 224), `load_seconds`, `_restrict_cache` (an empty dict), and calls
-    `read_tokenizer()` for `token_rates` and `ethiopic_ids`; and implements the model steps.
+    (new tokens per window, 224), `load_seconds`, and calls `read_tokenizer()` (for
+    `token_rates`, `ethiopic_ids` and an empty `_restrict_cache`); and implements the model steps.
     `patience` != 1 and `hallucination_silence_threshold` raise `OptionNotSupportedError`.
     """
 
@@ -97,9 +97,11 @@ class WindowedEngine(abc.ABC):
 
     def read_tokenizer(self) -> None:
         """What decoding needs to know of `hf_tokenizer`'s vocabulary (set it first): the
-        model's own token rates and, for a Ge'ez vocabulary, its Ethiopic tokens."""
+        model's own token rates and, for a Ge'ez vocabulary, its Ethiopic tokens. The
+        suppressed ids of restricted vocabularies are cached per tokenizer, so start afresh."""
         self.token_rates = windows.model_token_rates(self.hf_tokenizer)
         self.ethiopic_ids = ethiopic_token_ids(self.hf_tokenizer.get_vocab())
+        self._restrict_cache = {}
 
     # -- model steps (subclasses) ----------------------------------------------------------------
     @abc.abstractmethod
